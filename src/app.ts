@@ -1,0 +1,81 @@
+// buildApp(config, deps) returns the Fastify app, ready for inject() or listen(); it performs no I/O itself.
+import { randomUUID } from 'node:crypto';
+import cookie from '@fastify/cookie';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type RawReplyDefaultExpression,
+  type RawRequestDefaultExpression,
+  type RawServerDefault,
+} from 'fastify';
+import type { Config } from './config.js';
+import type { AppContext } from './context.js';
+import { registerErrorHandler } from './errors.js';
+import { healthRoutes } from './health.js';
+import { loggerOptions } from './logger.js';
+import type { Storage } from './storage/db.js';
+
+export interface AppDeps {
+  storage: Storage;
+  /** defaults to the system clock */
+  now?: () => Date;
+  /** defaults to globalThis.fetch */
+  fetch?: typeof fetch;
+  /** a pino logger to use instead of one built from LOG_LEVEL */
+  logger?: FastifyBaseLogger;
+}
+
+export type App = FastifyInstance<
+  RawServerDefault,
+  RawRequestDefaultExpression,
+  RawReplyDefaultExpression,
+  FastifyBaseLogger,
+  TypeBoxTypeProvider
+>;
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    ctx: AppContext;
+  }
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+export function buildApp(config: Config & { secretKey: Buffer }, deps: AppDeps): App {
+  const app = Fastify({
+    ...(deps.logger ? { loggerInstance: deps.logger } : { logger: loggerOptions(config.logLevel) }),
+    // a hop count trusts that many proxies in front of us
+    trustProxy:
+      typeof config.trustProxy === 'number'
+        ? (_addr: string, hop: number) => hop < (config.trustProxy as number)
+        : config.trustProxy,
+    // accept a caller's X-Request-Id when it is harmless, otherwise make one
+    genReqId: (req) => {
+      const incoming = req.headers['x-request-id'];
+      return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    },
+    requestIdHeader: false,
+    bodyLimit: 64 * 1024,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+    return503OnClosing: true,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  const ctx: AppContext = {
+    config,
+    storage: deps.storage,
+    now: deps.now ?? (() => new Date()),
+    fetch: deps.fetch ?? globalThis.fetch,
+    readiness: [],
+  };
+  app.decorate('ctx', ctx);
+
+  app.addHook('onRequest', async (request, reply) => {
+    void reply.header('x-request-id', request.id);
+  });
+
+  registerErrorHandler(app);
+  void app.register(cookie);
+  void app.register(healthRoutes);
+  return app;
+}

@@ -1,0 +1,19 @@
+// What every route and service of one app instance shares: configuration, storage, time and outbound fetch.
+import type { Config } from './config.js';
+import type { Storage } from './storage/db.js';
+
+export interface ReadinessCheck {
+  name: string;
+  /** resolves when ready; rejects with the reason otherwise */
+  check(): Promise<void>;
+}
+
+export interface AppContext {
+  config: Config & { secretKey: Buffer };
+  storage: Storage;
+  /** injectable clock: tests move time instead of sleeping */
+  now(): Date;
+  /** injectable outbound fetch (upstream providers); tests make it fail or stall */
+  fetch: typeof fetch;
+  readiness: ReadinessCheck[];
+}
