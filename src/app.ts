@@ -15,6 +15,14 @@ import { registerErrorHandler } from './errors.js';
 import { healthRoutes } from './health.js';
 import { loggerOptions } from './logger.js';
 import type { Storage } from './storage/db.js';
+import { recordAudit } from './audit.js';
+import { discoveryRoutes } from './tokens/discovery.js';
+import { DatabaseKeyStore } from './tokens/key-store.js';
+import { KeyManager } from './tokens/keys.js';
+import { sessionRoutes } from './tokens/routes.js';
+import { SecretBox } from './tokens/secret-box.js';
+import { SessionService } from './tokens/sessions.js';
+import { TokenService } from './tokens/tokens.js';
 
 export interface AppDeps {
   storage: Storage;
@@ -61,14 +69,44 @@ export function buildApp(config: Config & { secretKey: Buffer }, deps: AppDeps):
     return503OnClosing: true,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  const now = deps.now ?? (() => new Date());
+  const db = deps.storage.db;
+  const keys = new KeyManager(
+    new DatabaseKeyStore(db),
+    new SecretBox(config.secretKey, 'signing keys'),
+    {
+      alg: config.signingAlg,
+      rotationInterval: config.keyRotationInterval,
+      jwksMaxAge: config.jwksMaxAge,
+      maxTokenLifetime: Math.max(config.accessTokenTtl, config.refreshTokenTtl),
+      now,
+      log: app.log,
+    },
+    (e, at) =>
+      e.kind === 'created' || e.kind === 'activated'
+        ? recordAudit(db, {
+            type: e.kind === 'created' ? 'key.created' : 'key.rotated',
+            actor: 'system',
+            details: { kid: e.kid, alg: e.alg },
+            at,
+          })
+        : undefined,
+  );
+  const tokens = new TokenService(config, keys, now);
   const ctx: AppContext = {
     config,
     storage: deps.storage,
-    now: deps.now ?? (() => new Date()),
+    now,
     fetch: deps.fetch ?? globalThis.fetch,
-    readiness: [],
+    readiness: [{ name: 'signing_key', check: () => keys.ready() }],
+    keys,
+    tokens,
+    sessions: new SessionService(db, tokens, config, now, app.log),
   };
   app.decorate('ctx', ctx);
+  // keys are loaded (and the first one made) when the app becomes ready, not at import or construction
+  app.addHook('onReady', () => keys.start());
+  app.addHook('onClose', async () => keys.stop());
 
   app.addHook('onRequest', async (request, reply) => {
     void reply.header('x-request-id', request.id);
@@ -77,5 +115,7 @@ export function buildApp(config: Config & { secretKey: Buffer }, deps: AppDeps):
   registerErrorHandler(app);
   void app.register(cookie);
   void app.register(healthRoutes);
+  void app.register(discoveryRoutes);
+  void app.register(sessionRoutes);
   return app;
 }

@@ -1,6 +1,9 @@
 // What every route and service of one app instance shares: configuration, storage, time and outbound fetch.
 import type { Config } from './config.js';
 import type { Storage } from './storage/db.js';
+import type { KeyManager } from './tokens/keys.js';
+import type { SessionService } from './tokens/sessions.js';
+import type { TokenService } from './tokens/tokens.js';
 
 export interface ReadinessCheck {
   name: string;
@@ -16,4 +19,7 @@ export interface AppContext {
   /** injectable outbound fetch (upstream providers); tests make it fail or stall */
   fetch: typeof fetch;
   readiness: ReadinessCheck[];
+  keys: KeyManager;
+  tokens: TokenService;
+  sessions: SessionService;
 }

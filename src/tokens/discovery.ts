@@ -1,0 +1,71 @@
+// What sibling services need to verify our tokens: the JWKS and the OpenID configuration.
+import { createHash } from 'node:crypto';
+import { Type } from '@sinclair/typebox';
+import type { App } from '../app.js';
+
+const Jwk = Type.Object(
+  {
+    kty: Type.String(),
+    kid: Type.String(),
+    alg: Type.String(),
+    use: Type.Literal('sig'),
+    crv: Type.Optional(Type.String()),
+    x: Type.Optional(Type.String()),
+    y: Type.Optional(Type.String()),
+    n: Type.Optional(Type.String()),
+    e: Type.Optional(Type.String()),
+  },
+  // the serializer drops anything else: a private member can never leave through this route
+  { additionalProperties: false },
+);
+const Jwks = Type.Object({ keys: Type.Array(Jwk) });
+
+const OpenIdConfiguration = Type.Object({
+  issuer: Type.String(),
+  jwks_uri: Type.String(),
+  authorization_endpoint: Type.String(),
+  userinfo_endpoint: Type.String(),
+  end_session_endpoint: Type.String(),
+  token_endpoint: Type.String(),
+  response_types_supported: Type.Array(Type.String()),
+  subject_types_supported: Type.Array(Type.String()),
+  id_token_signing_alg_values_supported: Type.Array(Type.String()),
+  token_endpoint_auth_methods_supported: Type.Array(Type.String()),
+  claims_supported: Type.Array(Type.String()),
+  access_token_signing_alg_values_supported: Type.Array(Type.String()),
+});
+
+export async function discoveryRoutes(app: App): Promise<void> {
+  app.get('/.well-known/jwks.json', { schema: { response: { 200: Jwks, 304: Type.Null() } } }, async (request, reply) => {
+    const { keys, config } = app.ctx;
+    const body = keys.jwks();
+    const etag = `"${createHash('sha256').update(JSON.stringify(body)).digest('base64url').slice(0, 27)}"`;
+    void reply
+      .header('cache-control', `public, max-age=${config.jwksMaxAge}`)
+      .header('etag', etag)
+      .header('access-control-allow-origin', '*');
+    if (request.headers['if-none-match'] === etag) return reply.code(304).send(null);
+    return body;
+  });
+
+  app.get('/.well-known/openid-configuration', { schema: { response: { 200: OpenIdConfiguration } } }, async (_request, reply) => {
+    const { config, keys } = app.ctx;
+    const base = config.publicUrl;
+    const algs = [...new Set([config.signingAlg, ...keys.algorithms()])];
+    void reply.header('cache-control', 'public, max-age=3600').header('access-control-allow-origin', '*');
+    return {
+      issuer: config.issuer,
+      jwks_uri: `${base}/.well-known/jwks.json`,
+      authorization_endpoint: `${base}/auth/providers`,
+      userinfo_endpoint: `${base}/auth/userinfo`,
+      end_session_endpoint: `${base}/auth/logout`,
+      token_endpoint: `${base}/auth/refresh`,
+      response_types_supported: ['code'],
+      subject_types_supported: ['public'],
+      id_token_signing_alg_values_supported: algs,
+      token_endpoint_auth_methods_supported: ['none'],
+      claims_supported: ['iss', 'sub', 'aud', 'exp', 'iat', 'jti', 'sid', 'client_id', 'auth_time', 'email', 'email_verified', 'name', 'roles'],
+      access_token_signing_alg_values_supported: algs,
+    };
+  });
+}

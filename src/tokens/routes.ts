@@ -1,0 +1,174 @@
+// Session endpoints for frontends: refresh, logout, userinfo. CORS for ALLOWED_ORIGINS with credentials.
+import cors from '@fastify/cors';
+import { Type } from '@sinclair/typebox';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { App } from '../app.js';
+import { AppError, invalidGrant, invalidToken } from '../errors.js';
+import { bearerToken } from '../http/bearer.js';
+import { clearSessionCookie, readSessionCookie, setSessionCookie } from '../http/cookies.js';
+import { resolveReturnTo } from '../http/return-to.js';
+import { ErrorBody } from '../schemas.js';
+import { TokenRejected } from './tokens.js';
+
+const RefreshBody = Type.Union([
+  Type.Object({ refresh_token: Type.Optional(Type.String({ minLength: 1, maxLength: 8192 })) }, { additionalProperties: false }),
+  Type.Null(),
+]);
+const TokenResponse = Type.Object({
+  access_token: Type.String(),
+  token_type: Type.Literal('Bearer'),
+  expires_in: Type.Integer(),
+  refresh_token: Type.Optional(Type.String()),
+});
+const UserInfo = Type.Object({
+  sub: Type.String(),
+  email: Type.Union([Type.String(), Type.Null()]),
+  email_verified: Type.Boolean(),
+  name: Type.Union([Type.String(), Type.Null()]),
+  picture: Type.Union([Type.String(), Type.Null()]),
+  roles: Type.Array(Type.String()),
+  identities: Type.Array(
+    Type.Object({
+      provider: Type.String(),
+      subject: Type.String(),
+      email: Type.Union([Type.String(), Type.Null()]),
+    }),
+  ),
+});
+
+export async function sessionRoutes(app: App): Promise<void> {
+  const { config } = app.ctx;
+  // CORS (with cookies) only for the exact ALLOWED_ORIGINS, only on these routes
+  await app.register(cors, {
+    origin: config.allowedOrigins,
+    credentials: true,
+    methods: ['GET', 'POST'],
+    allowedHeaders: ['Authorization', 'Content-Type'],
+    maxAge: 600,
+  });
+
+  /** Cookie-authenticated POSTs only from our own or an allowed origin (defence in depth next to SameSite=Lax). */
+  const checkOrigin = (request: FastifyRequest) => {
+    const origin = request.headers.origin;
+    if (origin && origin !== new URL(config.publicUrl).origin && !config.allowedOrigins.includes(origin)) {
+      throw new AppError('access_denied', 403, 'Cross-origin request from an origin that is not allowed.');
+    }
+  };
+  const meta = (request: FastifyRequest) => ({ ip: request.ip, userAgent: request.headers['user-agent'] ?? null });
+
+  app.post(
+    '/auth/refresh',
+    {
+      schema: {
+        body: RefreshBody,
+        response: { 200: TokenResponse, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody },
+      },
+    },
+    async (request, reply) => {
+      const { sessions } = app.ctx;
+      const fromBody = request.body?.refresh_token;
+      const token = fromBody ?? readSessionCookie(request, config);
+      if (!fromBody) checkOrigin(request);
+      void reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
+      if (!token) throw invalidGrant('No refresh token: send the session cookie or {"refresh_token"}.');
+      try {
+        const issued = await sessions.refresh(token, meta(request));
+        if (fromBody) {
+          return { access_token: issued.accessToken, token_type: 'Bearer' as const, expires_in: issued.expiresIn, refresh_token: issued.refreshToken };
+        }
+        setSessionCookie(reply, config, issued.refreshToken, issued.refreshExpiresIn);
+        return { access_token: issued.accessToken, token_type: 'Bearer' as const, expires_in: issued.expiresIn };
+      } catch (err) {
+        if (!fromBody && err instanceof AppError && err.error === 'invalid_grant') clearSessionCookie(reply, config);
+        throw err;
+      }
+    },
+  );
+
+  /** Revokes the session named by the cookie, a body refresh token or a Bearer access token. */
+  const logout = async (request: FastifyRequest, reply: FastifyReply, bodyToken: string | undefined) => {
+    const { sessions, tokens } = app.ctx;
+    let sessionId: string | undefined;
+    const access = bearerToken(request);
+    const refresh = bodyToken ?? readSessionCookie(request, config);
+    try {
+      // RFC 7009 section 2.2: an invalid or expired token is not an error for the caller
+      if (refresh) sessionId = (await tokens.verifyRefresh(refresh, { allowExpired: true })).sid;
+      else if (access) sessionId = (await tokens.verifyAccess(access)).sid;
+    } catch (err) {
+      if (!(err instanceof TokenRejected)) throw err;
+    }
+    if (sessionId) await sessions.revoke(sessionId, { reason: 'logout', actor: 'user', ip: request.ip, auditType: 'logout' });
+    clearSessionCookie(reply, config);
+    void reply.header('cache-control', 'no-store');
+  };
+
+  app.post(
+    '/auth/logout',
+    { schema: { body: RefreshBody, response: { 204: Type.Null(), 400: ErrorBody, 403: ErrorBody } } },
+    async (request, reply) => {
+      const bodyToken = request.body?.refresh_token;
+      if (!bodyToken && !bearerToken(request)) checkOrigin(request);
+      await logout(request, reply, bodyToken);
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.get(
+    '/auth/logout',
+    {
+      schema: {
+        querystring: Type.Object({ return_to: Type.Optional(Type.String()) }),
+        response: { 302: Type.Null(), 400: ErrorBody },
+      },
+    },
+    async (request, reply) => {
+      const target = resolveReturnTo(request.query.return_to, config);
+      await logout(request, reply, undefined);
+      return reply.redirect(target, 302);
+    },
+  );
+
+  app.get(
+    '/auth/userinfo',
+    { schema: { response: { 200: UserInfo, 401: ErrorBody } } },
+    async (request, reply) => {
+      const { tokens, storage, now } = app.ctx;
+      const token = bearerToken(request);
+      if (!token) throw invalidToken('A Bearer access token is required.');
+      let claims;
+      try {
+        claims = await tokens.verifyAccess(token);
+      } catch (err) {
+        if (err instanceof TokenRejected) throw invalidToken(err.reason === 'expired' ? 'The access token has expired.' : 'The access token is invalid.');
+        throw err;
+      }
+      const row = await storage.db
+        .selectFrom('sessions as s')
+        .innerJoin('users as u', 'u.id', 's.user_id')
+        .select(['u.id', 'u.email', 'u.email_verified', 'u.name', 'u.picture', 'u.roles', 'u.status', 's.revoked_at', 's.expires_at'])
+        .where('s.id', '=', claims.sid)
+        .where('s.user_id', '=', claims.sub)
+        .executeTakeFirst();
+      if (!row || row.revoked_at || row.expires_at <= now() || row.status !== 'active') {
+        throw invalidToken('The session of this access token has ended.');
+      }
+      const identities = await storage.db
+        .selectFrom('identities')
+        .select(['provider', 'subject', 'email'])
+        .where('user_id', '=', row.id)
+        .orderBy('created_at')
+        .execute();
+      void reply.header('cache-control', 'no-store');
+      return {
+        sub: row.id,
+        email: row.email,
+        email_verified: row.email_verified,
+        name: row.name,
+        picture: row.picture,
+        roles: row.roles,
+        identities,
+      };
+    },
+  );
+}
