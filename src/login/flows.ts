@@ -1,0 +1,109 @@
+// One-time login flows: what must survive the trip to the provider (state, nonce, PKCE verifier, return_to),
+// kept server-side and bound to the browser that started it by the flow cookie.
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import type { Config } from '../config.js';
+import type { Database } from '../storage/schema.js';
+
+export interface NewFlow {
+  provider: string;
+  returnTo: string;
+  linkUserId: string | null;
+  usesNonce: boolean;
+}
+
+export interface Flow {
+  provider: string;
+  state: string;
+  nonce: string | undefined;
+  codeVerifier: string;
+  returnTo: string;
+  linkUserId: string | null;
+}
+
+/** Why a callback's state was refused. */
+export type FlowRefusal = 'missing_state' | 'unknown_state' | 'expired_state' | 'wrong_browser' | 'wrong_provider';
+
+const random = () => randomBytes(32).toString('base64url');
+
+export class FlowStore {
+  readonly #bindingKey: Buffer;
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly config: Pick<Config, 'loginFlowTtl'> & { secretKey: Buffer },
+    private readonly now: () => Date,
+  ) {
+    this.#bindingKey = createHmac('sha256', config.secretKey).update('auth-gateway flow binding').digest();
+  }
+
+  /** A new value for the flow cookie (the browser's side of the binding). */
+  newBrowserSecret(): string {
+    return random();
+  }
+
+  /** keyed hash: a database reader can neither forge the cookie nor use a stolen state */
+  #hash(kind: string, value: string): string {
+    return createHmac('sha256', this.#bindingKey).update(`${kind}:${value}`).digest('base64url');
+  }
+
+  async create(flow: NewFlow, browserSecret: string): Promise<Flow> {
+    const now = this.now();
+    // RFC 6749 section 10.12 / RFC 9700 section 4.7.1: unguessable, one-time state bound to the browser;
+    // RFC 7636 section 4.1: a verifier of 43+ characters from 32 random bytes
+    const state = random();
+    const nonce = flow.usesNonce ? random() : undefined;
+    const codeVerifier = random();
+    await this.db
+      .insertInto('login_flows')
+      .values({
+        state_hash: this.#hash('state', state),
+        provider: flow.provider,
+        browser_binding: this.#hash('browser', browserSecret),
+        nonce: nonce ?? null,
+        code_verifier: codeVerifier,
+        return_to: flow.returnTo,
+        link_user_id: flow.linkUserId,
+        created_at: now,
+        expires_at: new Date(now.getTime() + this.config.loginFlowTtl * 1000),
+      })
+      .execute();
+    return { provider: flow.provider, state, nonce, codeVerifier, returnTo: flow.returnTo, linkUserId: flow.linkUserId };
+  }
+
+  /**
+   * Takes the flow for a callback, once: only when the state is known, unexpired, for this provider and from
+   * the browser that started it. A refused state changes nothing (another browser cannot burn a victim's flow).
+   */
+  async consume(provider: string, state: string | undefined, browserSecret: string | undefined): Promise<Flow | FlowRefusal> {
+    if (!state || state.length > 512) return 'missing_state';
+    const now = this.now();
+    const stateHash = this.#hash('state', state);
+    const binding = browserSecret ? this.#hash('browser', browserSecret) : '';
+    const row = await this.db
+      .deleteFrom('login_flows')
+      .where('state_hash', '=', stateHash)
+      .where('browser_binding', '=', binding)
+      .where('provider', '=', provider)
+      .where('expires_at', '>', now)
+      .returningAll()
+      .executeTakeFirst();
+    if (row) {
+      return { provider: row.provider, state, nonce: row.nonce ?? undefined, codeVerifier: row.code_verifier, returnTo: row.return_to, linkUserId: row.link_user_id };
+    }
+    const known = await this.db.selectFrom('login_flows').selectAll().where('state_hash', '=', stateHash).executeTakeFirst();
+    if (!known) return 'unknown_state';
+    if (known.expires_at <= now) return 'expired_state';
+    if (known.provider !== provider) return 'wrong_provider';
+    const a = Buffer.from(known.browser_binding);
+    const b = Buffer.from(binding);
+    if (a.length !== b.length || !timingSafeEqual(a, b)) return 'wrong_browser';
+    return 'unknown_state';
+  }
+
+  /** Removes expired flows; returns how many. */
+  async prune(): Promise<number> {
+    const r = await this.db.deleteFrom('login_flows').where('expires_at', '<=', this.now()).executeTakeFirst();
+    return Number(r.numDeletedRows);
+  }
+}
