@@ -163,6 +163,8 @@ export class OidcProvider implements UpstreamProvider {
         throw new ProviderError('upstream_error', `discovery: ${name} is missing or not an https URL`);
       }
     }
+    // OIDC Core 3.1.3.7 steps 7-8: only the provider's own algorithms (RS256 when it lists none); never `none`
+    // and never HS* (keyed with the client secret, which we share with the provider)
     const algorithms = (as.id_token_signing_alg_values_supported ?? ['RS256']).filter(
       (alg) => alg !== 'none' && !alg.startsWith('HS'),
     );
