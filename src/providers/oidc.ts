@@ -177,12 +177,12 @@ export class OidcProvider implements UpstreamProvider {
   }
 
   private expectedIssuer(idToken: string | undefined, discoveredIssuer: string): string {
-    if (!this.options.expectedIssuer) return discoveredIssuer;
-    let unverified: jose.JWTPayload = {};
+    if (!this.options.expectedIssuer || idToken === undefined) return discoveredIssuer;
+    let unverified: jose.JWTPayload;
     try {
-      if (idToken !== undefined) unverified = jose.decodeJwt(idToken);
+      unverified = jose.decodeJwt(idToken);
     } catch {
-      // malformed: verification rejects it
+      return discoveredIssuer; // malformed: the verification rejects it
     }
     return this.options.expectedIssuer(unverified, discoveredIssuer);
   }

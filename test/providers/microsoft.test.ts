@@ -49,6 +49,19 @@ t.test('common tenant: the token iss must be the template with its own tid, and 
   fake.idToken = (c) => fake.sign({ ...c, iss: issuerOf(TENANT_A), tid: TENANT_A }, { key: 'foreign', kid: fake.kid });
   t.equal((await providerError(login(provider))).reason, 'id_token_signature', 'a matching tid does not excuse a bad signature');
 
+  fake.idToken = () => 'not-a.jwt';
+  t.equal((await providerError(login(provider))).reason, 'id_token_invalid');
+
+  const flow = newFlowSecrets(provider);
+  const callback = await fake.authorize(await provider.authorizationUrl(flow));
+  fake.idToken = (c) => fake.sign({ ...c, iss: issuerOf(TENANT_A), tid: TENANT_A });
+  await provider.handleCallback(callback, flow);
+  t.match(
+    await providerError(provider.handleCallback(callback, flow)),
+    { reason: 'upstream_error', upstreamError: 'invalid_grant' },
+    'a token endpoint error stays a token endpoint error',
+  );
+
   const anyTenant = new MicrosoftProvider(providerConfig('ms', settings), testDeps());
   fake.idToken = (c) => fake.sign({ ...c, iss: issuerOf(TENANT_B), tid: TENANT_B });
   t.equal((await login(anyTenant)).subject, 'user-1', 'without ALLOWED_TENANTS any tenant may sign in');
