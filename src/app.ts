@@ -16,6 +16,10 @@ import { healthRoutes } from './health.js';
 import { loggerOptions } from './logger.js';
 import type { Storage } from './storage/db.js';
 import { recordAudit } from './audit.js';
+import { IdentityService } from './identity/linking.js';
+import { FlowStore } from './login/flows.js';
+import { loginRoutes } from './login/routes.js';
+import { createProviderRegistry } from './providers/registry.js';
 import { discoveryRoutes } from './tokens/discovery.js';
 import { DatabaseKeyStore } from './tokens/key-store.js';
 import { KeyManager } from './tokens/keys.js';
@@ -93,15 +97,19 @@ export function buildApp(config: Config & { secretKey: Buffer }, deps: AppDeps):
         : undefined,
   );
   const tokens = new TokenService(config, keys, now);
+  const fetchImpl = deps.fetch ?? globalThis.fetch;
   const ctx: AppContext = {
     config,
     storage: deps.storage,
     now,
-    fetch: deps.fetch ?? globalThis.fetch,
+    fetch: fetchImpl,
     readiness: [{ name: 'signing_key', check: () => keys.ready() }],
     keys,
     tokens,
     sessions: new SessionService(db, tokens, config, now, app.log),
+    providers: createProviderRegistry(config.providers, { fetch: fetchImpl, now, timeoutMs: config.upstreamTimeoutMs }),
+    flows: new FlowStore(db, config, now),
+    identities: new IdentityService(db, now),
   };
   app.decorate('ctx', ctx);
   // keys are loaded (and the first one made) when the app becomes ready, not at import or construction
@@ -117,5 +125,6 @@ export function buildApp(config: Config & { secretKey: Buffer }, deps: AppDeps):
   void app.register(healthRoutes);
   void app.register(discoveryRoutes);
   void app.register(sessionRoutes);
+  void app.register(loginRoutes);
   return app;
 }

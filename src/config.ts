@@ -52,6 +52,8 @@ export interface Config {
   jwksMaxAge: number;
   /** lifetime of a login flow (state, nonce, PKCE verifier); at most 600 s */
   loginFlowTtl: number;
+  /** abort a request to an upstream provider after this many ms */
+  upstreamTimeoutMs: number;
   adminToken: string | undefined;
   redisUrl: string | undefined;
   logLevel: string;
@@ -187,6 +189,7 @@ export function parseConfig(env: Env): Config {
     problems.push('KEY_ROTATION_INTERVAL must be longer than JWKS_MAX_AGE');
   }
   const loginFlowTtl = int('LOGIN_FLOW_TTL', 600, 30, 600);
+  const upstreamTimeoutMs = int('UPSTREAM_TIMEOUT_MS', 10000, 100, 120000);
 
   const adminToken = str('ADMIN_TOKEN');
   if (adminToken !== undefined && adminToken.length < 32) problems.push('ADMIN_TOKEN must be at least 32 characters');
@@ -300,6 +303,7 @@ export function parseConfig(env: Env): Config {
     keyRotationInterval,
     jwksMaxAge,
     loginFlowTtl,
+    upstreamTimeoutMs,
     adminToken,
     redisUrl,
     logLevel,

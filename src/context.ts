@@ -1,5 +1,8 @@
 // What every route and service of one app instance shares: configuration, storage, time and outbound fetch.
 import type { Config } from './config.js';
+import type { IdentityService } from './identity/linking.js';
+import type { FlowStore } from './login/flows.js';
+import type { ProviderRegistry } from './providers/registry.js';
 import type { Storage } from './storage/db.js';
 import type { KeyManager } from './tokens/keys.js';
 import type { SessionService } from './tokens/sessions.js';
@@ -22,4 +25,7 @@ export interface AppContext {
   keys: KeyManager;
   tokens: TokenService;
   sessions: SessionService;
+  providers: ProviderRegistry;
+  flows: FlowStore;
+  identities: IdentityService;
 }

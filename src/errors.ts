@@ -6,6 +6,7 @@ export type OAuthErrorCode =
   | 'invalid_client'
   | 'invalid_grant'
   | 'invalid_token'
+  | 'login_required'
   | 'unauthorized_client'
   | 'access_denied'
   | 'insufficient_scope'

@@ -3,13 +3,15 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Config } from '../config.js';
+import type { FlowSecrets } from '../providers/types.js';
 import type { Database } from '../storage/schema.js';
 
 export interface NewFlow {
   provider: string;
   returnTo: string;
   linkUserId: string | null;
-  usesNonce: boolean;
+  /** state, nonce and PKCE verifier, from newFlowSecrets() */
+  secrets: FlowSecrets;
 }
 
 export interface Flow {
@@ -24,8 +26,6 @@ export interface Flow {
 /** Why a callback's state was refused. */
 export type FlowRefusal = 'missing_state' | 'unknown_state' | 'expired_state' | 'wrong_browser' | 'wrong_provider';
 
-const random = () => randomBytes(32).toString('base64url');
-
 export class FlowStore {
   readonly #bindingKey: Buffer;
 
@@ -39,7 +39,7 @@ export class FlowStore {
 
   /** A new value for the flow cookie (the browser's side of the binding). */
   newBrowserSecret(): string {
-    return random();
+    return randomBytes(32).toString('base64url');
   }
 
   /** keyed hash: a database reader can neither forge the cookie nor use a stolen state */
@@ -49,11 +49,8 @@ export class FlowStore {
 
   async create(flow: NewFlow, browserSecret: string): Promise<Flow> {
     const now = this.now();
-    // RFC 6749 section 10.12 / RFC 9700 section 4.7.1: unguessable, one-time state bound to the browser;
-    // RFC 7636 section 4.1: a verifier of 43+ characters from 32 random bytes
-    const state = random();
-    const nonce = flow.usesNonce ? random() : undefined;
-    const codeVerifier = random();
+    // RFC 6749 section 10.12 / RFC 9700 section 4.7.1: the state is one-time and bound to this browser
+    const { state, nonce, codeVerifier } = flow.secrets;
     await this.db
       .insertInto('login_flows')
       .values({
