@@ -12,13 +12,15 @@ import Fastify, {
 import type { Config } from './config.js';
 import type { AppContext } from './context.js';
 import { registerErrorHandler } from './errors.js';
-import { healthRoutes } from './health.js';
+import { healthRoutes, metricsRoutes } from './health.js';
 import { loggerOptions } from './logger.js';
 import type { Storage } from './storage/db.js';
 import { recordAudit } from './audit.js';
 import { IdentityService } from './identity/linking.js';
 import { FlowStore } from './login/flows.js';
 import { loginRoutes } from './login/routes.js';
+import { Pruner } from './maintenance/prune.js';
+import { Metrics } from './metrics.js';
 import { createProviderRegistry } from './providers/registry.js';
 import { discoveryRoutes } from './tokens/discovery.js';
 import { DatabaseKeyStore } from './tokens/key-store.js';
@@ -98,6 +100,8 @@ export function buildApp(config: Config & { secretKey: Buffer }, deps: AppDeps):
   );
   const tokens = new TokenService(config, keys, now);
   const fetchImpl = deps.fetch ?? globalThis.fetch;
+  const metrics = new Metrics({ storage: deps.storage, keys });
+  const pruner = new Pruner(db, now, app.log, config.pruneInterval * 1000);
   const ctx: AppContext = {
     config,
     storage: deps.storage,
@@ -106,23 +110,38 @@ export function buildApp(config: Config & { secretKey: Buffer }, deps: AppDeps):
     readiness: [{ name: 'signing_key', check: () => keys.ready() }],
     keys,
     tokens,
-    sessions: new SessionService(db, tokens, config, now, app.log),
+    sessions: new SessionService(db, tokens, config, now, app.log, (outcome) => metrics.refreshOutcome(outcome)),
     providers: createProviderRegistry(config.providers, { fetch: fetchImpl, now, timeoutMs: config.upstreamTimeoutMs }),
     flows: new FlowStore(db, config, now),
     identities: new IdentityService(db, now),
+    metrics,
+    pruner,
   };
   app.decorate('ctx', ctx);
   // keys are loaded (and the first one made) when the app becomes ready, not at import or construction
-  app.addHook('onReady', () => keys.start());
-  app.addHook('onClose', async () => keys.stop());
+  app.addHook('onReady', async () => {
+    await keys.start();
+    pruner.start();
+  });
+  app.addHook('onClose', async () => {
+    keys.stop();
+    pruner.stop();
+  });
 
   app.addHook('onRequest', async (request, reply) => {
     void reply.header('x-request-id', request.id);
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    metrics.httpDuration.observe(
+      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status_code: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
   });
 
   registerErrorHandler(app);
   void app.register(cookie);
   void app.register(healthRoutes);
+  void app.register(metricsRoutes);
   void app.register(discoveryRoutes);
   void app.register(sessionRoutes);
   void app.register(loginRoutes);

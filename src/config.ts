@@ -54,6 +54,10 @@ export interface Config {
   loginFlowTtl: number;
   /** abort a request to an upstream provider after this many ms */
   upstreamTimeoutMs: number;
+  /** seconds between background prunes of expired flows, sessions and tokens; 0 disables */
+  pruneInterval: number;
+  /** when set, GET /metrics requires `Authorization: Bearer <METRICS_TOKEN>` */
+  metricsToken: string | undefined;
   adminToken: string | undefined;
   redisUrl: string | undefined;
   logLevel: string;
@@ -190,6 +194,9 @@ export function parseConfig(env: Env): Config {
   }
   const loginFlowTtl = int('LOGIN_FLOW_TTL', 600, 30, 600);
   const upstreamTimeoutMs = int('UPSTREAM_TIMEOUT_MS', 10000, 100, 120000);
+  const pruneInterval = int('PRUNE_INTERVAL', 300, 0, 86400);
+  const metricsToken = str('METRICS_TOKEN');
+  if (metricsToken !== undefined && metricsToken.length < 16) problems.push('METRICS_TOKEN must be at least 16 characters');
 
   const adminToken = str('ADMIN_TOKEN');
   if (adminToken !== undefined && adminToken.length < 32) problems.push('ADMIN_TOKEN must be at least 32 characters');
@@ -304,6 +311,8 @@ export function parseConfig(env: Env): Config {
     jwksMaxAge,
     loginFlowTtl,
     upstreamTimeoutMs,
+    pruneInterval,
+    metricsToken,
     adminToken,
     redisUrl,
     logLevel,

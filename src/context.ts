@@ -2,6 +2,8 @@
 import type { Config } from './config.js';
 import type { IdentityService } from './identity/linking.js';
 import type { FlowStore } from './login/flows.js';
+import type { Pruner } from './maintenance/prune.js';
+import type { Metrics } from './metrics.js';
 import type { ProviderRegistry } from './providers/registry.js';
 import type { Storage } from './storage/db.js';
 import type { KeyManager } from './tokens/keys.js';
@@ -28,4 +30,6 @@ export interface AppContext {
   providers: ProviderRegistry;
   flows: FlowStore;
   identities: IdentityService;
+  metrics: Metrics;
+  pruner: Pruner;
 }

@@ -185,6 +185,7 @@ export async function loginRoutes(app: App): Promise<void> {
         details: { linked_by: resolution.linkedBy, identity_id: resolution.identityId },
         at,
       });
+      app.ctx.metrics.logins.inc({ provider: p.id, outcome: 'success', reason: '' });
       setSessionCookie(reply, config, issued.refreshToken, issued.refreshExpiresIn);
       return reply.redirect(flow.returnTo, 302);
     },
@@ -194,6 +195,7 @@ export async function loginRoutes(app: App): Promise<void> {
     request: FastifyRequest,
     e: { provider: string; reason: string; userId?: string | null; details?: Record<string, unknown> },
   ): Promise<void> {
+    app.ctx.metrics.logins.inc({ provider: e.provider, outcome: 'failure', reason: e.reason });
     await recordAudit(app.ctx.storage.db, {
       type: 'login',
       outcome: 'failure',

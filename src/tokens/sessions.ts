@@ -38,15 +38,14 @@ export interface IssuedTokens {
 export type RefreshOutcome = 'ok' | 'reuse' | 'expired' | 'revoked' | 'invalid' | 'disabled';
 
 export class SessionService {
-  /** counts refresh outcomes (for metrics) */
-  readonly refreshOutcomes = new Map<RefreshOutcome, number>();
-
   constructor(
     private readonly db: Kysely<Database>,
     private readonly tokens: TokenService,
     private readonly config: Config,
     private readonly now: () => Date,
     private readonly log: FastifyBaseLogger,
+    /** told every refresh outcome (metrics) */
+    private readonly onRefresh: (outcome: RefreshOutcome) => void = () => {},
   ) {}
 
   /** Opens a session for a user and issues its first tokens. Runs in `db` (a transaction when given one). */
@@ -277,6 +276,6 @@ export class SessionService {
   }
 
   #count(outcome: RefreshOutcome): void {
-    this.refreshOutcomes.set(outcome, (this.refreshOutcomes.get(outcome) ?? 0) + 1);
+    this.onRefresh(outcome);
   }
 }
