@@ -11,6 +11,7 @@ import Fastify, {
 } from 'fastify';
 import type { Config } from './config.js';
 import type { AppContext } from './context.js';
+import { demoPageRoutes } from './demo-page.js';
 import { registerErrorHandler } from './errors.js';
 import { healthRoutes, metricsRoutes } from './health.js';
 import { loggerOptions } from './logger.js';
@@ -145,5 +146,6 @@ export function buildApp(config: Config & { secretKey: Buffer }, deps: AppDeps):
   void app.register(discoveryRoutes);
   void app.register(sessionRoutes);
   void app.register(loginRoutes);
+  if (config.demoPage) void app.register(demoPageRoutes);
   return app;
 }

@@ -58,6 +58,8 @@ export interface Config {
   pruneInterval: number;
   /** when set, GET /metrics requires `Authorization: Bearer <METRICS_TOKEN>` */
   metricsToken: string | undefined;
+  /** serve the demo page at / */
+  demoPage: boolean;
   adminToken: string | undefined;
   redisUrl: string | undefined;
   logLevel: string;
@@ -196,6 +198,7 @@ export function parseConfig(env: Env): Config {
   const upstreamTimeoutMs = int('UPSTREAM_TIMEOUT_MS', 10000, 100, 120000);
   const pruneInterval = int('PRUNE_INTERVAL', 300, 0, 86400);
   const metricsToken = str('METRICS_TOKEN');
+  const demoPage = bool('DEMO_PAGE', false);
   if (metricsToken !== undefined && metricsToken.length < 16) problems.push('METRICS_TOKEN must be at least 16 characters');
 
   const adminToken = str('ADMIN_TOKEN');
@@ -313,6 +316,7 @@ export function parseConfig(env: Env): Config {
     upstreamTimeoutMs,
     pruneInterval,
     metricsToken,
+    demoPage,
     adminToken,
     redisUrl,
     logLevel,

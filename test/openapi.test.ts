@@ -11,7 +11,8 @@ const METHODS = ['get', 'post', 'put', 'patch', 'delete'];
 
 t.test('every route is documented and every documented route exists', async (t) => {
   const { storage } = await testDatabase(t);
-  const app = buildApp(testConfig(), { storage });
+  // every optional route switched on
+  const app = buildApp(testConfig({ DEMO_PAGE: 'true' }), { storage });
   t.teardown(() => app.close());
   const routes = new Set<string>();
   app.addHook('onRoute', (r) => {

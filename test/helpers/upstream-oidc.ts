@@ -1,18 +1,11 @@
-// A real OpenID Provider (oidc-provider v9) on 127.0.0.1 for tests and the demo: one registered client, PKCE
-// required, a generated RS256 key, the RFC 9207 `iss` authorization response parameter (oidc-provider's default),
-// and interactions that complete by themselves: the test says who logs in next, or that the user denies.
-import { randomBytes } from 'node:crypto';
+// The real OpenID Provider of demo/upstream.ts on 127.0.0.1 for tests: one registered client, and interactions
+// that complete by themselves: the test says who logs in next, or that the user denies.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { exportJWK, generateKeyPair } from 'jose';
-import Provider from 'oidc-provider';
+import type Provider from 'oidc-provider';
+import { createUpstream, type UpstreamAccount } from '../../demo/upstream.js';
 import { listen } from './listen.js';
 
-export interface UpstreamAccount {
-  /** becomes `sub` */
-  accountId: string;
-  /** e.g. email, email_verified, name, picture */
-  claims?: Record<string, unknown>;
-}
+export type { UpstreamAccount };
 
 export interface UpstreamOidcOptions {
   redirectUris: string[];
@@ -54,79 +47,26 @@ export async function startUpstreamOidc(options: UpstreamOidcOptions): Promise<U
   const clientSecret = options.clientSecret === null ? undefined : (options.clientSecret ?? 'upstream-client-secret');
   let account = DEFAULT_UPSTREAM_ACCOUNT;
   let deny = false;
-  const accounts = new Map<string, UpstreamAccount>();
 
   let handler: (req: IncomingMessage, res: ServerResponse) => unknown = () => undefined;
   const server = await listen((req, res) => handler(req, res));
   const issuer = server.origin;
-
-  const { privateKey } = await generateKeyPair('RS256', { extractable: true });
-  const jwk = { ...(await exportJWK(privateKey)), kid: `upstream-${randomBytes(4).toString('hex')}`, alg: 'RS256', use: 'sig' };
-
-  const provider = new Provider(issuer, {
-    clients: [
-      {
-        client_id: clientId,
-        ...(clientSecret ? { client_secret: clientSecret } : {}),
-        token_endpoint_auth_method: clientSecret ? 'client_secret_basic' : 'none',
-        redirect_uris: options.redirectUris,
-        grant_types: ['authorization_code'],
-        response_types: ['code'],
-      },
-    ],
-    jwks: { keys: [jwk] },
-    async findAccount(_ctx: unknown, id: string) {
-      const found = accounts.get(id);
-      if (!found) return undefined;
-      return { accountId: id, claims: async () => ({ ...found.claims, sub: id }) };
-    },
-    claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name', 'picture'] },
-    conformIdTokenClaims: options.conformIdTokenClaims ?? true,
-    cookies: { keys: [randomBytes(32).toString('hex')] },
-    features: { devInteractions: { enabled: false } },
-    interactions: { url: (_ctx: unknown, interaction: { uid: string }) => `/interaction/${interaction.uid}` },
-    pkce: { required: () => true },
-    ttl: { AccessToken: 600, AuthorizationCode: 60, Grant: 3600, IdToken: 600, Interaction: 600, Session: 3600 },
-  });
-  const oidc = provider.callback();
-
-  handler = async (req, res) => {
-    if (!req.url?.startsWith('/interaction/')) return oidc(req, res);
-    const details = await provider.interactionDetails(req, res);
-    if (deny) {
-      deny = false;
-      return provider.interactionFinished(
-        req,
-        res,
-        { error: 'access_denied', error_description: 'End-User denied the request' },
-        { mergeWithLastSubmission: false },
-      );
-    }
-    if (details.prompt.name === 'login') {
-      accounts.set(account.accountId, account);
-      return provider.interactionFinished(req, res, { login: { accountId: account.accountId } }, { mergeWithLastSubmission: false });
-    }
-    if (details.prompt.name === 'consent') {
-      const accountId = details.session?.accountId;
-      if (!accountId || !details.params.client_id) throw new Error('consent without a session');
-      const grant = details.grantId
-        ? ((await provider.Grant.find(details.grantId)) ?? new provider.Grant({ accountId, clientId: details.params.client_id }))
-        : new provider.Grant({ accountId, clientId: details.params.client_id });
-      const missing = details.prompt.details as {
-        missingOIDCScope?: string[];
-        missingOIDCClaims?: string[];
-        missingResourceScopes?: Record<string, string[]>;
-      };
-      if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
-      if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
-      for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) {
-        grant.addResourceScope(indicator, scopes.join(' '));
+  const upstream = await createUpstream({
+    issuer,
+    clients: [{ clientId, clientSecret, redirectUris: options.redirectUris }],
+    conformIdTokenClaims: options.conformIdTokenClaims,
+    // no pages: every interaction completes by itself, as the test said
+    async interact(i) {
+      if (deny) {
+        deny = false;
+        return i.deny();
       }
-      const grantId = await grant.save();
-      return provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
-    }
-    throw new Error(`unexpected interaction prompt ${details.prompt.name}`);
-  };
+      if (i.details.prompt.name === 'login') return i.login(account);
+      if (i.details.prompt.name === 'consent') return i.consent();
+      throw new Error(`unexpected interaction prompt ${i.details.prompt.name}`);
+    },
+  });
+  handler = upstream.handle;
 
   const followLogin = async (authorizationUrl: URL | string): Promise<URL> => {
     const jar = new Map<string, string>();
@@ -161,7 +101,7 @@ export async function startUpstreamOidc(options: UpstreamOidcOptions): Promise<U
     issuer,
     clientId,
     clientSecret,
-    provider,
+    provider: upstream.provider,
     setAccount: (a) => {
       account = a;
     },

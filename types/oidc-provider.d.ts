@@ -1,4 +1,4 @@
-// The small part of oidc-provider (v9, ships no types) that the upstream-oidc test harness uses.
+// The small part of oidc-provider (v9, ships no types) that the demo provider and the test upstream use.
 declare module 'oidc-provider' {
   import type { IncomingMessage, ServerResponse } from 'node:http';
 
