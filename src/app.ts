@@ -88,6 +88,7 @@ export function buildApp(config: Config & { secretKey: Buffer }, deps: AppDeps):
       maxTokenLifetime: Math.max(config.accessTokenTtl, config.refreshTokenTtl),
       now,
       log: app.log,
+      tickIntervalMs: config.keyCheckInterval * 1000,
     },
     (e, at) =>
       e.kind === 'created' || e.kind === 'activated'
@@ -108,7 +109,16 @@ export function buildApp(config: Config & { secretKey: Buffer }, deps: AppDeps):
     storage: deps.storage,
     now,
     fetch: fetchImpl,
-    readiness: [{ name: 'signing_key', check: () => keys.ready() }],
+    readiness: [
+      { name: 'signing_key', check: () => keys.ready() },
+      {
+        name: 'shutdown',
+        check: async () => {
+          if (ctx.draining) throw new Error('draining');
+        },
+      },
+    ],
+    draining: false,
     keys,
     tokens,
     sessions: new SessionService(db, tokens, config, now, app.log, (outcome) => metrics.refreshOutcome(outcome)),

@@ -50,6 +50,8 @@ export interface Config {
   keyRotationInterval: number;
   /** max-age of /.well-known/jwks.json; a new key is published at least this long before it signs */
   jwksMaxAge: number;
+  /** seconds between each instance's look for due key rotations and keys made by other instances */
+  keyCheckInterval: number;
   /** lifetime of a login flow (state, nonce, PKCE verifier); at most 600 s */
   loginFlowTtl: number;
   /** abort a request to an upstream provider after this many ms */
@@ -60,6 +62,8 @@ export interface Config {
   metricsToken: string | undefined;
   /** serve the demo page at / */
   demoPage: boolean;
+  /** seconds between SIGTERM (readiness turns 503) and closing the listener, for load balancers to drain */
+  shutdownDelay: number;
   adminToken: string | undefined;
   redisUrl: string | undefined;
   logLevel: string;
@@ -191,6 +195,7 @@ export function parseConfig(env: Env): Config {
 
   const keyRotationInterval = int('KEY_ROTATION_INTERVAL', 2592000, 3600);
   const jwksMaxAge = int('JWKS_MAX_AGE', 300, 0, 86400);
+  const keyCheckInterval = int('KEY_CHECK_INTERVAL', 30, 1, 3600);
   if (keyRotationInterval <= jwksMaxAge) {
     problems.push('KEY_ROTATION_INTERVAL must be longer than JWKS_MAX_AGE');
   }
@@ -199,6 +204,7 @@ export function parseConfig(env: Env): Config {
   const pruneInterval = int('PRUNE_INTERVAL', 300, 0, 86400);
   const metricsToken = str('METRICS_TOKEN');
   const demoPage = bool('DEMO_PAGE', false);
+  const shutdownDelay = int('SHUTDOWN_DELAY', 0, 0, 120);
   if (metricsToken !== undefined && metricsToken.length < 16) problems.push('METRICS_TOKEN must be at least 16 characters');
 
   const adminToken = str('ADMIN_TOKEN');
@@ -312,11 +318,13 @@ export function parseConfig(env: Env): Config {
     signingAlg,
     keyRotationInterval,
     jwksMaxAge,
+    keyCheckInterval,
     loginFlowTtl,
     upstreamTimeoutMs,
     pruneInterval,
     metricsToken,
     demoPage,
+    shutdownDelay,
     adminToken,
     redisUrl,
     logLevel,

@@ -24,6 +24,8 @@ export interface AppContext {
   /** injectable outbound fetch (upstream providers); tests make it fail or stall */
   fetch: typeof fetch;
   readiness: ReadinessCheck[];
+  /** set on SIGTERM: readiness answers 503 so load balancers stop sending, while requests are still served */
+  draining: boolean;
   keys: KeyManager;
   tokens: TokenService;
   sessions: SessionService;

@@ -35,13 +35,22 @@ async function main(): Promise<void> {
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal }, 'shutting down: finishing in-flight requests');
-    const force = setTimeout(() => {
-      log.error('shutdown took longer than 10 s; exiting');
-      process.exit(1);
-    }, 10_000);
+    const force = setTimeout(
+      () => {
+        log.error('shutdown took too long; exiting');
+        process.exit(1);
+      },
+      (config.shutdownDelay + 10) * 1000,
+    );
     force.unref();
     try {
+      // readiness answers 503 from now on while everything else is still served, so a load balancer drains us
+      app.ctx.draining = true;
+      if (config.shutdownDelay > 0) {
+        log.info({ signal, seconds: config.shutdownDelay }, 'draining: readiness is 503 until the listener closes');
+        await new Promise((r) => setTimeout(r, config.shutdownDelay * 1000));
+      }
+      log.info({ signal }, 'shutting down: finishing in-flight requests');
       await app.close(); // stops accepting, waits for in-flight requests, runs onClose hooks
       await storage.close();
       log.info('stopped');

@@ -261,6 +261,31 @@ t.test('verification failures and outages end at return_to with an error and an 
   t.equal((await reasons()).at(-1), 'upstream_unavailable');
 });
 
+t.test('an upstream that stops answering: a timeout and an error redirect, no hung request', async (t) => {
+  const fake = await startFakeOidc();
+  t.teardown(() => fake.close());
+  let stall = false;
+  const gw = await buildTestApp(t, {
+    env: {
+      AUTH_PROVIDERS: 'fake',
+      PROVIDER_FAKE_ISSUER: fake.issuer,
+      PROVIDER_FAKE_CLIENT_ID: fake.clientId,
+      PROVIDER_FAKE_CLIENT_SECRET: fake.clientSecret,
+      UPSTREAM_TIMEOUT_MS: '300',
+    },
+    // a peer that accepts the request and never answers (and ignores the abort signal)
+    deps: { fetch: (input, init) => (stall ? new Promise<never>(() => {}) : fetch(input, init)) },
+  });
+  const browser = new Browser(gw);
+  const start = await browser.get('/auth/fake/login?return_to=/app');
+  const callback = await fake.authorize(new URL(start.headers.location as string));
+  stall = true;
+  const began = Date.now();
+  const res = await browser.get(path(callback));
+  t.ok(Date.now() - began < 3000, `answered after ${Date.now() - began} ms`);
+  t.equal(res.headers.location, `${PUBLIC_URL}/app?error=temporarily_unavailable`);
+});
+
 t.test('an upstream that is down at login time', async (t) => {
   const gw = await buildTestApp(t, {
     env: { AUTH_PROVIDERS: 'corp', PROVIDER_CORP_ISSUER: 'http://127.0.0.1:9/', PROVIDER_CORP_CLIENT_ID: 'x', UPSTREAM_TIMEOUT_MS: '500' },
