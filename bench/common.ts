@@ -1,6 +1,6 @@
 // Shared by the benchmarks: the real gateway process on a Postgres database of its own, autocannon in this
 // process, and a Fastify hello-world process measured in the same run as the baseline.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
@@ -16,10 +16,21 @@ export const DURATION = Number(process.env.BENCH_DURATION ?? 10);
 export const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
-/** Starts a node process running `script` (through tsx) on a free port; resolves once `readyPath` answers 200. */
+/** Compiles the gateway (`npm run build`) so benchmarks measure the production start: node dist/src/server.js. */
+export function build(): void {
+  execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'inherit' });
+}
+
+/**
+ * Starts a node process on a free port and resolves once `readyPath` answers 200: compiled JavaScript as is,
+ * TypeScript through tsx.
+ */
 async function startProcess(script: string, env: Record<string, string>, readyPath = '/'): Promise<{ url: string; child: ChildProcess }> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import=tsx', script], {
+  // BENCH_PROFILE=dir: the gateway writes a V8 CPU profile there when it exits
+  const profile = process.env.BENCH_PROFILE && script.startsWith('dist/') ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
+  const loader = script.endsWith('.ts') ? ['--import=tsx'] : [];
+  const child = spawn(process.execPath, [...profile, ...loader, script], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env, PORT: String(port) },
     // its logs go nowhere: writing them is part of its cost, reading them would be ours
@@ -50,7 +61,7 @@ export interface BenchGateway {
   close(): Promise<void>;
 }
 
-/** The real gateway (src/server.ts) in its own process, on a fresh Postgres database dropped on close. */
+/** The real, compiled gateway in its own process, on a fresh Postgres database dropped on close. */
 export async function startGateway(env: Record<string, string> = {}): Promise<BenchGateway> {
   const name = `gw_bench_${randomBytes(4).toString('hex')}`;
   const admin = new pg.Client({ connectionString: ADMIN_URL });
@@ -68,7 +79,7 @@ export async function startGateway(env: Record<string, string> = {}): Promise<Be
   await migrate(storage.db);
   const app = buildApp(parseConfig({ ...gatewayEnv, LOG_LEVEL: 'silent' }) as Config & { secretKey: Buffer }, { storage });
   await app.ready();
-  const { url, child } = await startProcess('src/server.ts', gatewayEnv, '/readyz');
+  const { url, child } = await startProcess('dist/src/server.js', gatewayEnv, '/readyz');
   return {
     url,
     app,
@@ -93,7 +104,7 @@ export interface Figures {
 }
 
 export async function run(opts: autocannon.Options): Promise<Figures> {
-  const r = await autocannon({ duration: DURATION, connections: CONNECTIONS, ...opts });
+  const r = await autocannon({ connections: CONNECTIONS, ...(opts.amount ? {} : { duration: DURATION }), ...opts });
   return {
     rps: r.requests.average,
     p50: r.latency.p50,

@@ -2,9 +2,11 @@
 // queue that later requests take from, and each token is taken once: every request is a real rotation.
 // (autocannon resets its per-connection context after each request of a one-request list, so a queue it is.)
 import { randomUUID } from 'node:crypto';
-import { baseline, CONNECTIONS, report, run, startGateway } from './common.js';
+import { baseline, build, CONNECTIONS, report, run, startGateway } from './common.js';
 
-const bench = await startGateway(process.env.BENCH_LOG_LEVEL ? { LOG_LEVEL: process.env.BENCH_LOG_LEVEL } : {});
+build();
+
+const bench = await startGateway({ RATE_LIMIT_REFRESH: '0', ...(process.env.BENCH_LOG_LEVEL ? { LOG_LEVEL: process.env.BENCH_LOG_LEVEL } : {}) });
 try {
   const { app } = bench;
   const now = new Date();

@@ -36,10 +36,21 @@ const OpenIdConfiguration = Type.Object({
 });
 
 export async function discoveryRoutes(app: App): Promise<void> {
+  // the ETag is computed once per published set (keys.jwks() returns the same object until the set changes)
+  const etags = new WeakMap<object, string>();
+  const etagOf = (body: object) => {
+    let etag = etags.get(body);
+    if (!etag) {
+      etag = `"${createHash('sha256').update(JSON.stringify(body)).digest('base64url').slice(0, 27)}"`;
+      etags.set(body, etag);
+    }
+    return etag;
+  };
+
   app.get('/.well-known/jwks.json', { schema: { response: { 200: Jwks, 304: Type.Null() } } }, async (request, reply) => {
     const { keys, config } = app.ctx;
     const body = keys.jwks();
-    const etag = `"${createHash('sha256').update(JSON.stringify(body)).digest('base64url').slice(0, 27)}"`;
+    const etag = etagOf(body);
     void reply
       .header('cache-control', `public, max-age=${config.jwksMaxAge}`)
       .header('etag', etag)

@@ -54,6 +54,7 @@ export class KeyManager {
   #active: LoadedKey | undefined;
   #loadError: string | undefined;
   #lastUnknownKidReload = 0;
+  #jwks: { value: { keys: PublicJwk[] }; validUntil: number } | undefined;
   #timer: NodeJS.Timeout | undefined;
   #ticking: Promise<void> | undefined;
   /** the last time a rotation happened (activation), for metrics */
@@ -224,6 +225,7 @@ export class KeyManager {
       });
     }
     this.#keys = keys;
+    this.#jwks = undefined;
     this.#active = [...keys.values()].find((k) => k.state === 'active' && k.privateKey);
     this.#loadError = this.#active ? undefined : (error ?? 'no active signing key');
   }
@@ -255,15 +257,21 @@ export class KeyManager {
     return this.#keys.get(kid);
   }
 
-  /** The public JWKS: next, active and not yet removed retired keys; never private parts. */
+  /**
+   * The public JWKS: next, active and not yet removed retired keys; never private parts. The same object is
+   * returned until the keys change or one of them reaches its removal time, so callers may cache by identity.
+   */
   jwks(): { keys: PublicJwk[] } {
-    const now = this.opts.now();
+    const now = this.opts.now().getTime();
+    if (this.#jwks && now < this.#jwks.validUntil) return this.#jwks.value;
     const order = { active: 0, next: 1, retired: 2 } as const;
-    const keys = [...this.#keys.values()]
-      .filter((k) => !(k.removeAt && k.removeAt <= now))
+    const live = [...this.#keys.values()].filter((k) => !(k.removeAt && k.removeAt.getTime() <= now));
+    const keys = live
       .sort((a, b) => order[a.state] - order[b.state] || a.publishAt.getTime() - b.publishAt.getTime())
       .map((k) => publicOnly(k.publicJwk));
-    return { keys };
+    const validUntil = Math.min(Infinity, ...live.map((k) => k.removeAt?.getTime() ?? Infinity));
+    this.#jwks = { value: { keys }, validUntil };
+    return this.#jwks.value;
   }
 
   list(): LoadedKey[] {

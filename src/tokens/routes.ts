@@ -1,6 +1,7 @@
 // Session endpoints for frontends: refresh, logout, userinfo. CORS for ALLOWED_ORIGINS with credentials.
 import cors from '@fastify/cors';
 import { Type } from '@sinclair/typebox';
+import { jsonArrayFrom } from 'kysely/helpers/postgres';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { App } from '../app.js';
 import { AppError, invalidGrant, invalidToken } from '../errors.js';
@@ -143,22 +144,34 @@ export async function sessionRoutes(app: App): Promise<void> {
         if (err instanceof TokenRejected) throw invalidToken(err.reason === 'expired' ? 'The access token has expired.' : 'The access token is invalid.');
         throw err;
       }
+      // one round trip: the session, its user and the user's identities
       const row = await storage.db
         .selectFrom('sessions as s')
         .innerJoin('users as u', 'u.id', 's.user_id')
-        .select(['u.id', 'u.email', 'u.email_verified', 'u.name', 'u.picture', 'u.roles', 'u.status', 's.revoked_at', 's.expires_at'])
+        .select((eb) => [
+          'u.id',
+          'u.email',
+          'u.email_verified',
+          'u.name',
+          'u.picture',
+          'u.roles',
+          'u.status',
+          's.revoked_at',
+          's.expires_at',
+          jsonArrayFrom(
+            eb
+              .selectFrom('identities as i')
+              .select(['i.provider', 'i.subject', 'i.email'])
+              .whereRef('i.user_id', '=', 'u.id')
+              .orderBy('i.created_at'),
+          ).as('identities'),
+        ])
         .where('s.id', '=', claims.sid)
         .where('s.user_id', '=', claims.sub)
         .executeTakeFirst();
       if (!row || row.revoked_at || row.expires_at <= now() || row.status !== 'active') {
         throw invalidToken('The session of this access token has ended.');
       }
-      const identities = await storage.db
-        .selectFrom('identities')
-        .select(['provider', 'subject', 'email'])
-        .where('user_id', '=', row.id)
-        .orderBy('created_at')
-        .execute();
       void reply.header('cache-control', 'no-store');
       return {
         sub: row.id,
@@ -167,7 +180,7 @@ export async function sessionRoutes(app: App): Promise<void> {
         name: row.name,
         picture: row.picture,
         roles: row.roles,
-        identities,
+        identities: row.identities,
       };
     },
   );
