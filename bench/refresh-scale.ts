@@ -1,0 +1,69 @@
+// Refresh throughput with 10k and then 1M stored sessions: the cost of a rotation must not grow with the table.
+// The bulk sessions (each with a refresh token, as logins leave them) are written with one SQL statement; the
+// benchmarked sessions are opened by the gateway's own code.
+import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
+import { baseline, build, CONNECTIONS, type Figures, run, startGateway } from './common.js';
+
+const SIZES = (process.env.BENCH_SIZES ?? '10000,1000000').split(',').map(Number);
+
+build();
+const gw = await startGateway({ RATE_LIMIT_REFRESH: '0' });
+try {
+  const db = gw.storage.db;
+  const now = new Date();
+  const owner = randomUUID();
+  await db.insertInto('users').values({ id: owner, email: 'bulk@example.com', name: 'Bulk', picture: null, created_at: now, updated_at: now }).execute();
+
+  const measure = async (): Promise<Figures> => {
+    const users = Array.from({ length: CONNECTIONS * 2 }, () => ({ id: randomUUID(), email: null, name: 'Bench', picture: null, created_at: now, updated_at: now }));
+    await db.insertInto('users').values(users).execute();
+    const queue = (await Promise.all(users.map((u) => gw.app.ctx.sessions.open(u.id, { provider: 'bench' })))).map((s) => s.refreshToken);
+    return run({
+      url: gw.url,
+      requests: [
+        {
+          method: 'POST',
+          path: '/auth/refresh',
+          headers: { 'content-type': 'application/json' },
+          setupRequest: (req) => ({ ...req, body: JSON.stringify({ refresh_token: queue.shift() }) }),
+          onResponse: (status, body) => {
+            if (status === 200) queue.push((JSON.parse(body) as { refresh_token: string }).refresh_token);
+          },
+        },
+      ],
+    });
+  };
+
+  const base = await baseline();
+  let stored = 0;
+  const rows: string[] = [];
+  for (const size of SIZES) {
+    const add = size - stored;
+    const t0 = Date.now();
+    for (let done = 0; done < add; done += 100_000) {
+      const n = Math.min(100_000, add - done);
+      await sql`
+        with s as (
+          insert into sessions (id, user_id, provider, created_at, last_used_at, idle_expires_at, expires_at)
+          select gen_random_uuid(), ${owner}, 'bulk', now(), now(), now() + interval '14 days', now() + interval '30 days'
+          from generate_series(1, ${n}) returning id
+        )
+        insert into refresh_tokens (jti, session_id, created_at, expires_at)
+        select gen_random_uuid(), id, now(), now() + interval '14 days' from s`.execute(db);
+    }
+    await sql`analyze sessions; analyze refresh_tokens`.execute(db);
+    stored = size;
+    process.stderr.write(`stored ${size} sessions (${((Date.now() - t0) / 1000).toFixed(1)} s)\n`);
+    const f = await measure();
+    rows.push(
+      `${String(size).padStart(8)} sessions  ${f.rps.toFixed(0).padStart(6)} rotations/s  p50 ${f.p50} ms  p99 ${f.p99} ms  non-2xx ${f.non2xx}  ratio ${((f.rps / base.rps) * 100).toFixed(1)}%`,
+    );
+    if (f.non2xx || f.errors) process.exitCode = 1;
+  }
+  process.stdout.write(
+    [`refresh by stored sessions (${CONNECTIONS} connections, same run)`, `hello-world baseline ${base.rps.toFixed(0)} req/s`, ...rows, ''].join('\n'),
+  );
+} finally {
+  await gw.close();
+}
