@@ -1,7 +1,7 @@
 // Shared by the benchmarks: the real gateway process on a Postgres database of its own, autocannon in this
 // process, and a Fastify hello-world process measured in the same run as the baseline.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import pg from 'pg';
@@ -61,21 +61,33 @@ export interface BenchGateway {
   close(): Promise<void>;
 }
 
-/** The real, compiled gateway in its own process, on a fresh Postgres database dropped on close. */
-export async function startGateway(env: Record<string, string> = {}): Promise<BenchGateway> {
+/** A fresh Postgres database for one benchmark, and how to drop it. */
+export async function benchDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
   const name = `gw_bench_${randomBytes(4).toString('hex')}`;
   const admin = new pg.Client({ connectionString: ADMIN_URL });
   await admin.connect();
   await admin.query(`CREATE DATABASE ${name}`);
-  const dbUrl = new URL(ADMIN_URL);
-  dbUrl.pathname = `/${name}`;
+  const url = new URL(ADMIN_URL);
+  url.pathname = `/${name}`;
+  return {
+    url: url.href,
+    drop: async () => {
+      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await admin.end();
+    },
+  };
+}
+
+/** The real, compiled gateway in its own process, on a fresh Postgres database dropped on close. */
+export async function startGateway(env: Record<string, string> = {}): Promise<BenchGateway> {
+  const database = await benchDatabase();
   const gatewayEnv = {
-    DATABASE_URL: dbUrl.href,
+    DATABASE_URL: database.url,
     SECRET_KEY: randomBytes(32).toString('base64'),
     HOST: '127.0.0.1',
     ...env,
   };
-  const storage = await openStorage({ databaseUrl: dbUrl.href, poolSize: 4 });
+  const storage = await openStorage({ databaseUrl: database.url, poolSize: 4 });
   await migrate(storage.db);
   const app = buildApp(parseConfig({ ...gatewayEnv, LOG_LEVEL: 'silent' }) as Config & { secretKey: Buffer }, { storage });
   await app.ready();
@@ -88,8 +100,7 @@ export async function startGateway(env: Record<string, string> = {}): Promise<Be
       await stopProcess(child);
       await app.close();
       await storage.close();
-      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await admin.end();
+      await database.drop();
     },
   };
 }
@@ -137,4 +148,32 @@ export function report(name: string, unit: string, f: Figures, base: Figures): v
       '',
     ].join('\n'),
   );
+}
+
+/**
+ * autocannon requests that each rotate one refresh token: every response's refresh_token goes back into the
+ * queue later requests take from, and each token is taken once, so every request is a real rotation.
+ * (autocannon resets its per-connection context after each request of a one-request list, so a queue it is.)
+ */
+export function rotationRequests(queue: string[]): autocannon.Request[] {
+  return [
+    {
+      method: 'POST',
+      path: '/auth/refresh',
+      headers: { 'content-type': 'application/json' },
+      setupRequest: (req) => ({ ...req, body: JSON.stringify({ refresh_token: queue.shift() }) }),
+      onResponse: (status, body) => {
+        if (status === 200) queue.push((JSON.parse(body) as { refresh_token: string }).refresh_token);
+      },
+    },
+  ];
+}
+
+/** n users, each with a session opened by the gateway's own code; returns their refresh tokens. */
+export async function openSessions(gw: BenchGateway, n: number): Promise<string[]> {
+  const now = new Date();
+  const users = Array.from({ length: n }, () => ({ id: randomUUID(), email: null, name: 'Bench', picture: null, created_at: now, updated_at: now }));
+  await gw.storage.db.insertInto('users').values(users).execute();
+  const sessions = await Promise.all(users.map((u) => gw.app.ctx.sessions.open(u.id, { provider: 'bench' })));
+  return sessions.map((s) => s.refreshToken);
 }

@@ -3,7 +3,7 @@
 // benchmarked sessions are opened by the gateway's own code.
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
-import { baseline, build, CONNECTIONS, type Figures, run, startGateway } from './common.js';
+import { baseline, build, CONNECTIONS, type Figures, openSessions, rotationRequests, run, startGateway } from './common.js';
 
 const SIZES = (process.env.BENCH_SIZES ?? '10000,1000000').split(',').map(Number);
 
@@ -16,23 +16,8 @@ try {
   await db.insertInto('users').values({ id: owner, email: 'bulk@example.com', name: 'Bulk', picture: null, created_at: now, updated_at: now }).execute();
 
   const measure = async (): Promise<Figures> => {
-    const users = Array.from({ length: CONNECTIONS * 2 }, () => ({ id: randomUUID(), email: null, name: 'Bench', picture: null, created_at: now, updated_at: now }));
-    await db.insertInto('users').values(users).execute();
-    const queue = (await Promise.all(users.map((u) => gw.app.ctx.sessions.open(u.id, { provider: 'bench' })))).map((s) => s.refreshToken);
-    return run({
-      url: gw.url,
-      requests: [
-        {
-          method: 'POST',
-          path: '/auth/refresh',
-          headers: { 'content-type': 'application/json' },
-          setupRequest: (req) => ({ ...req, body: JSON.stringify({ refresh_token: queue.shift() }) }),
-          onResponse: (status, body) => {
-            if (status === 200) queue.push((JSON.parse(body) as { refresh_token: string }).refresh_token);
-          },
-        },
-      ],
-    });
+    const queue = await openSessions(gw, CONNECTIONS * 2);
+    return run({ url: gw.url, requests: rotationRequests(queue) });
   };
 
   const base = await baseline();

@@ -4,20 +4,14 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
 import { freePort } from '../test/helpers/process.js';
-import { ADMIN_URL, build } from './common.js';
+import { benchDatabase, build } from './common.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 build();
-const name = `gw_bench_${randomBytes(4).toString('hex')}`;
-const admin = new pg.Client({ connectionString: ADMIN_URL });
-await admin.connect();
-await admin.query(`CREATE DATABASE ${name}`);
-const dbUrl = new URL(ADMIN_URL);
-dbUrl.pathname = `/${name}`;
+const database = await benchDatabase();
 const secret = randomBytes(32).toString('base64');
 const times: number[] = [];
 let rss = 0;
@@ -27,7 +21,7 @@ try {
     const started = performance.now();
     const child = spawn(process.execPath, ['dist/src/server.js'], {
       cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', DATABASE_URL: dbUrl.href, SECRET_KEY: secret, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
+      env: { PATH: process.env.PATH ?? '', DATABASE_URL: database.url, SECRET_KEY: secret, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
       stdio: 'ignore',
     });
     const exited = new Promise((r) => child.once('exit', r));
@@ -47,8 +41,7 @@ try {
     await exited;
   }
 } finally {
-  await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-  await admin.end();
+  await database.drop();
 }
 times.sort((a, b) => a - b);
 process.stdout.write(

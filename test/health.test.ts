@@ -1,9 +1,6 @@
 import t from 'tap';
-import { openStorage } from '../src/storage/db.js';
-import { migrate } from '../src/storage/migrator.js';
 import { buildTestApp } from './helpers/app.js';
-import { postgresUrl, testDatabase } from './helpers/db.js';
-import { TcpProxy } from './helpers/tcp-proxy.js';
+import { databaseBehindProxy, postgresUrl } from './helpers/db.js';
 
 t.test('healthz and readyz on a working database', async (t) => {
   const { app } = await buildTestApp(t);
@@ -28,18 +25,7 @@ t.test('a harmless incoming X-Request-Id is kept, anything else replaced', async
 const needsPostgres = postgresUrl ? false : 'needs a Postgres server (DATABASE_URL or TEST_DATABASE_URL)';
 
 t.test('readyz turns 503 when the database goes away and recovers when it comes back', { skip: needsPostgres }, async (t) => {
-  const { url } = await testDatabase(t);
-  if (!url) throw new Error('unreachable: skipped without Postgres');
-  const target = new URL(url);
-  const proxy = new TcpProxy(target.hostname, Number(target.port || 5432));
-  await proxy.start();
-  t.teardown(() => proxy.stop());
-  const viaProxy = new URL(url);
-  viaProxy.hostname = '127.0.0.1';
-  viaProxy.port = String(proxy.port);
-  const storage = await openStorage({ databaseUrl: viaProxy.href, poolSize: 2, connectTimeoutMs: 1000 });
-  t.teardown(() => storage.close());
-  await migrate(storage.db);
+  const { storage, proxy } = await databaseBehindProxy(t);
   const { app } = await buildTestApp(t, { storage });
 
   t.equal((await app.inject('/readyz')).statusCode, 200, 'ready while the database is there');

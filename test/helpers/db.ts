@@ -5,6 +5,7 @@ import pg from 'pg';
 import type { Test } from 'tap';
 import { openStorage, type Storage } from '../../src/storage/db.js';
 import { migrate } from '../../src/storage/migrator.js';
+import { TcpProxy } from './tcp-proxy.js';
 
 export const postgresUrl: string | undefined = process.env.TEST_DATABASE_URL || process.env.DATABASE_URL || undefined;
 
@@ -46,4 +47,23 @@ export async function testDatabase(t: Test, options: { migrate?: boolean } = {})
   t.teardown(() => storage.close());
   if (options.migrate !== false) await migrate(storage.db);
   return { storage, url };
+}
+
+/**
+ * A freshly migrated Postgres database reached through a TCP proxy the test can cut (`proxy.stop()`) and restore,
+ * to make the database go away and come back. Postgres only.
+ */
+export async function databaseBehindProxy(t: Test): Promise<{ storage: Storage; proxy: TcpProxy }> {
+  const { url } = await testDatabase(t);
+  if (!url) throw new Error('databaseBehindProxy needs Postgres');
+  const target = new URL(url);
+  const proxy = new TcpProxy(target.hostname, Number(target.port || 5432));
+  await proxy.start();
+  t.teardown(() => proxy.stop());
+  const viaProxy = new URL(url);
+  viaProxy.hostname = '127.0.0.1';
+  viaProxy.port = String(proxy.port);
+  const storage = await openStorage({ databaseUrl: viaProxy.href, poolSize: 4, connectTimeoutMs: 1000 });
+  t.teardown(() => storage.close());
+  return { storage, proxy };
 }

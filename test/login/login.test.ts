@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
 import { startFakeGitHub } from '../helpers/fake-github.js';
 import { startFakeOidc } from '../helpers/fake-oidc.js';
@@ -208,25 +208,33 @@ t.test('login through a real OpenID provider', async (t) => {
   });
 });
 
-t.test('verification failures and outages end at return_to with an error and an audit reason', async (t) => {
+/** The gateway with the misbehaving fake provider as provider "fake", and the fetch it uses upstream. */
+async function withFakeProvider(t: Test, fetchImpl: typeof fetch, timeoutMs: number) {
   const fake = await startFakeOidc();
   t.teardown(() => fake.close());
-  let down = false;
   const gw = await buildTestApp(t, {
     env: {
       AUTH_PROVIDERS: 'fake',
       PROVIDER_FAKE_ISSUER: fake.issuer,
       PROVIDER_FAKE_CLIENT_ID: fake.clientId,
       PROVIDER_FAKE_CLIENT_SECRET: fake.clientSecret,
-      UPSTREAM_TIMEOUT_MS: '500',
+      UPSTREAM_TIMEOUT_MS: String(timeoutMs),
     },
-    deps: {
-      fetch: async (input, init) => {
-        if (down) throw new TypeError('fetch failed');
-        return fetch(input, init);
-      },
-    },
+    deps: { fetch: fetchImpl },
   });
+  return { fake, gw };
+}
+
+t.test('verification failures and outages end at return_to with an error and an audit reason', async (t) => {
+  let down = false;
+  const { fake, gw } = await withFakeProvider(
+    t,
+    async (input, init) => {
+      if (down) throw new TypeError('fetch failed');
+      return fetch(input, init);
+    },
+    500,
+  );
   const reasons = async () =>
     (await gw.storage.db.selectFrom('audit_events').select('reason').where('outcome', '=', 'failure').execute()).map((e) => e.reason);
 
@@ -262,20 +270,9 @@ t.test('verification failures and outages end at return_to with an error and an 
 });
 
 t.test('an upstream that stops answering: a timeout and an error redirect, no hung request', async (t) => {
-  const fake = await startFakeOidc();
-  t.teardown(() => fake.close());
   let stall = false;
-  const gw = await buildTestApp(t, {
-    env: {
-      AUTH_PROVIDERS: 'fake',
-      PROVIDER_FAKE_ISSUER: fake.issuer,
-      PROVIDER_FAKE_CLIENT_ID: fake.clientId,
-      PROVIDER_FAKE_CLIENT_SECRET: fake.clientSecret,
-      UPSTREAM_TIMEOUT_MS: '300',
-    },
-    // a peer that accepts the request and never answers (and ignores the abort signal)
-    deps: { fetch: (input, init) => (stall ? new Promise<never>(() => {}) : fetch(input, init)) },
-  });
+  // a peer that accepts the request and never answers (and ignores the abort signal)
+  const { fake, gw } = await withFakeProvider(t, (input, init) => (stall ? new Promise<never>(() => {}) : fetch(input, init)), 300);
   const browser = new Browser(gw);
   const start = await browser.get('/auth/fake/login?return_to=/app');
   const callback = await fake.authorize(new URL(start.headers.location as string));

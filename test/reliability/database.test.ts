@@ -1,24 +1,11 @@
 // Postgres going away mid-run: clear 503s (never a hang, a 500 or a crash), /readyz 503, and recovery.
 import t from 'tap';
-import { openStorage } from '../../src/storage/db.js';
-import { migrate } from '../../src/storage/migrator.js';
 import { buildTestApp } from '../helpers/app.js';
-import { postgresUrl, testDatabase } from '../helpers/db.js';
-import { TcpProxy } from '../helpers/tcp-proxy.js';
+import { databaseBehindProxy, postgresUrl } from '../helpers/db.js';
 import { signedIn } from '../helpers/users.js';
 
 t.test('the database stops and comes back', { skip: postgresUrl ? false : 'needs a Postgres server (DATABASE_URL or TEST_DATABASE_URL)' }, async (t) => {
-  const { url } = await testDatabase(t);
-  const target = new URL(url!);
-  const proxy = new TcpProxy(target.hostname, Number(target.port || 5432));
-  await proxy.start();
-  t.teardown(() => proxy.stop());
-  const viaProxy = new URL(url!);
-  viaProxy.hostname = '127.0.0.1';
-  viaProxy.port = String(proxy.port);
-  const storage = await openStorage({ databaseUrl: viaProxy.href, poolSize: 4, connectTimeoutMs: 1000 });
-  t.teardown(() => storage.close());
-  await migrate(storage.db);
+  const { storage, proxy } = await databaseBehindProxy(t);
   const { app } = await buildTestApp(t, { storage });
   const user = await signedIn(app);
   const refresh = (token: string) => app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: token } });
