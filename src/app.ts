@@ -13,6 +13,7 @@ import type { Config } from './config.js';
 import type { AppContext } from './context.js';
 import { registerErrorHandler } from './errors.js';
 import { healthRoutes } from './health.js';
+import { registerRateLimits } from './http/rate-limit.js';
 import { loggerOptions } from './logger.js';
 import type { Storage } from './storage/db.js';
 import { recordAudit } from './audit.js';
@@ -121,6 +122,8 @@ export function buildApp(config: Config & { secretKey: Buffer }, deps: AppDeps):
   });
 
   registerErrorHandler(app);
+  // before the routes: the plugin attaches each route's limit as the route is added
+  registerRateLimits(app, config);
   void app.register(cookie);
   void app.register(healthRoutes);
   void app.register(discoveryRoutes);
