@@ -16,6 +16,7 @@ import { healthRoutes } from './health.js';
 import { registerRateLimits } from './http/rate-limit.js';
 import { loggerOptions } from './logger.js';
 import type { Storage } from './storage/db.js';
+import { adminRoutes } from './admin/routes.js';
 import { recordAudit } from './audit.js';
 import { IdentityService } from './identity/linking.js';
 import { FlowStore } from './login/flows.js';
@@ -129,5 +130,6 @@ export function buildApp(config: Config & { secretKey: Buffer }, deps: AppDeps):
   void app.register(discoveryRoutes);
   void app.register(sessionRoutes);
   void app.register(loginRoutes);
+  void app.register(adminRoutes);
   return app;
 }
