@@ -35,6 +35,7 @@ const Patch = Type.Object(
   {
     status: Type.Optional(Type.Union([Type.Literal('active'), Type.Literal('disabled')])),
     roles: Type.Optional(Type.Array(Role, { maxItems: 32, uniqueItems: true })),
+    // "" arrives as null (the validator coerces it), so both clear the name
     name: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 200 }), Type.Null()])),
   },
   { additionalProperties: false, minProperties: 1 },

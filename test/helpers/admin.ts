@@ -11,7 +11,7 @@ export function adminCall(app: App, token = ADMIN_TOKEN) {
     app.inject({ method, url, payload, ...extra, headers: { authorization: `Bearer ${token}`, ...extra.headers } });
 }
 
-export async function addIdentity(app: App, userId: string, provider: string, subject = randomUUID()): Promise<string> {
+export async function addIdentity(app: App, userId: string, provider: string, subject: string = randomUUID()): Promise<string> {
   const id = randomUUID();
   await app.ctx.storage.db
     .insertInto('identities')
