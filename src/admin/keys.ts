@@ -19,6 +19,7 @@ export async function keyRoutes(app: App): Promise<void> {
         .selectFrom('signing_keys')
         .select(['kid', 'alg', 'state', 'created_at', 'publish_at', 'activate_at', 'activated_at', 'retired_at', 'remove_at'])
         .orderBy('created_at', 'desc')
+        .orderBy('activate_at', 'desc')
         .orderBy('kid')
         .execute();
       return {
