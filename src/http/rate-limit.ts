@@ -105,7 +105,10 @@ class SharedStore implements FastifyRateLimitStore {
 
   incr(key: string, callback: IncrCallback, timeWindow: number): void {
     const local = () => callback(null, this.#local.incr(key, timeWindow));
-    if (this.redis.status !== 'ready') return local();
+    if (this.redis.status !== 'ready') {
+      this.health.down(new Error(`Redis connection is ${this.redis.status}`));
+      return local();
+    }
     this.redis.gatewayRateLimit(this.prefix + key, timeWindow).then(
       ([current, ttl]) => {
         this.health.up();
