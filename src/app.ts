@@ -15,8 +15,10 @@ import type { AppContext } from './context.js';
 import { demoPageRoutes } from './demo-page.js';
 import { registerErrorHandler } from './errors.js';
 import { healthRoutes, metricsRoutes } from './health.js';
+import { registerRateLimits } from './http/rate-limit.js';
 import { loggerOptions } from './logger.js';
 import type { Storage } from './storage/db.js';
+import { adminRoutes } from './admin/routes.js';
 import { recordAudit } from './audit.js';
 import { IdentityService } from './identity/linking.js';
 import { FlowStore } from './login/flows.js';
@@ -155,12 +157,15 @@ export function buildApp(config: Config & { secretKey: Buffer }, deps: AppDeps):
   });
 
   registerErrorHandler(app);
+  // before the routes: the plugin attaches each route's limit as the route is added
+  registerRateLimits(app, config);
   void app.register(cookie);
   void app.register(healthRoutes);
   void app.register(metricsRoutes);
   void app.register(discoveryRoutes);
   void app.register(sessionRoutes);
   void app.register(loginRoutes);
+  void app.register(adminRoutes);
   if (config.demoPage) void app.register(demoPageRoutes);
   return app;
 }

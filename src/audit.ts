@@ -14,7 +14,9 @@ export type AuditType =
   | 'user.updated'
   | 'user.deleted'
   | 'key.created'
-  | 'key.rotated';
+  | 'key.rotated'
+  /** an admin asked for a rotation now (the key it created or brought forward is in details) */
+  | 'key.rotation_requested';
 
 export interface AuditInput {
   type: AuditType;

@@ -65,7 +65,12 @@ export interface Config {
   /** seconds between SIGTERM (readiness turns 503) and closing the listener, for load balancers to drain */
   shutdownDelay: number;
   adminToken: string | undefined;
+  /** requests per minute per client IP and route; 0 turns a limit off */
+  rateLimits: { login: number; refresh: number; admin: number };
+  /** shared rate-limit store; in-process counting when unset */
   redisUrl: string | undefined;
+  /** prefix of every Redis key, so several deployments can share one Redis */
+  redisKeyPrefix: string;
   logLevel: string;
   /** Fastify trustProxy: false, true, a hop count or a comma list of addresses/CIDRs */
   trustProxy: boolean | number | string;
@@ -209,9 +214,20 @@ export function parseConfig(env: Env): Config {
 
   const adminToken = str('ADMIN_TOKEN');
   if (adminToken !== undefined && adminToken.length < 32) problems.push('ADMIN_TOKEN must be at least 32 characters');
+  // it travels as "Authorization: Bearer <token>", so it must be an RFC 6750 section 2.1 b64token
+  if (adminToken !== undefined && !/^[A-Za-z0-9\-._~+/]+=*$/.test(adminToken)) {
+    problems.push('ADMIN_TOKEN may only contain A-Z a-z 0-9 - . _ ~ + / (and trailing =), e.g. `openssl rand -hex 32`');
+  }
 
+  const rateLimits = {
+    login: int('RATE_LIMIT_LOGIN', 30, 0, 1_000_000),
+    refresh: int('RATE_LIMIT_REFRESH', 120, 0, 1_000_000),
+    admin: int('RATE_LIMIT_ADMIN', 300, 0, 1_000_000),
+  };
   const redisUrl = str('REDIS_URL');
   if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) problems.push('REDIS_URL must be a redis:// or rediss:// URL');
+  const redisKeyPrefix = str('REDIS_KEY_PREFIX') ?? 'auth-gateway:';
+  if (!/^[A-Za-z0-9:._-]{1,64}$/.test(redisKeyPrefix)) problems.push('REDIS_KEY_PREFIX may only contain A-Z a-z 0-9 : . _ - (at most 64)');
 
   const logLevel = str('LOG_LEVEL') ?? 'info';
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
@@ -326,7 +342,9 @@ export function parseConfig(env: Env): Config {
     demoPage,
     shutdownDelay,
     adminToken,
+    rateLimits,
     redisUrl,
+    redisKeyPrefix,
     logLevel,
     trustProxy,
   };

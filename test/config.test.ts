@@ -23,6 +23,8 @@ t.test('defaults follow the design table', async (t) => {
   t.equal(c.databaseUrl, undefined);
   t.equal(c.redisUrl, undefined);
   t.equal(c.adminToken, undefined);
+  t.same(c.rateLimits, { login: 30, refresh: 120, admin: 300 });
+  t.equal(c.redisKeyPrefix, 'auth-gateway:');
   t.equal(c.secureCookies, false);
   t.same(c.providers, []);
   t.equal(c.env, 'development');
@@ -74,6 +76,42 @@ t.test('every problem is reported in one error', async (t) => {
     t.match(text, fragment, fragment);
   }
   t.equal(err.problems.length, 16, 'one line per problem');
+});
+
+t.test('rate limits, the Redis key prefix and the admin token', async (t) => {
+  const c = parseConfig({
+    SECRET_KEY: SECRET,
+    RATE_LIMIT_LOGIN: '5',
+    RATE_LIMIT_REFRESH: '0',
+    RATE_LIMIT_ADMIN: '1000',
+    REDIS_URL: 'redis://127.0.0.1:6379/2',
+    REDIS_KEY_PREFIX: 'gw-prod:',
+    ADMIN_TOKEN: 'a'.repeat(40),
+  });
+  t.same(c.rateLimits, { login: 5, refresh: 0, admin: 1000 }, '0 turns a limit off');
+  t.equal(c.redisUrl, 'redis://127.0.0.1:6379/2');
+  t.equal(c.redisKeyPrefix, 'gw-prod:');
+  t.equal(c.adminToken, 'a'.repeat(40));
+  const err = t.throws(() =>
+    parseConfig({
+      SECRET_KEY: SECRET,
+      RATE_LIMIT_LOGIN: '-1',
+      RATE_LIMIT_REFRESH: 'many',
+      RATE_LIMIT_ADMIN: '10000000',
+      REDIS_KEY_PREFIX: 'has space',
+      ADMIN_TOKEN: `${'x'.repeat(32)} "quoted"`,
+    }),
+  ) as unknown as ConfigError;
+  t.same(
+    err.problems,
+    [
+      'ADMIN_TOKEN may only contain A-Z a-z 0-9 - . _ ~ + / (and trailing =), e.g. `openssl rand -hex 32`',
+      'RATE_LIMIT_LOGIN must be a whole number, got "-1"',
+      'RATE_LIMIT_REFRESH must be a whole number, got "many"',
+      'RATE_LIMIT_ADMIN must be between 0 and 1000000, got 10000000',
+      'REDIS_KEY_PREFIX may only contain A-Z a-z 0-9 : . _ - (at most 64)',
+    ],
+  );
 });
 
 t.test('a SECRET_KEY shorter than 32 bytes is refused', async (t) => {

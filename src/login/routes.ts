@@ -5,6 +5,7 @@ import type { App } from '../app.js';
 import { recordAudit } from '../audit.js';
 import { AppError, invalidRequest, notFound } from '../errors.js';
 import { readSessionCookie, setSessionCookie } from '../http/cookies.js';
+import { perMinute } from '../http/rate-limit.js';
 import { resolveReturnTo, withQuery } from '../http/return-to.js';
 import { LinkRefused } from '../identity/linking.js';
 import { newFlowSecrets } from '../providers/registry.js';
@@ -77,13 +78,14 @@ export async function loginRoutes(app: App): Promise<void> {
   app.get(
     '/auth/:provider/login',
     {
+      config: perMinute(config.rateLimits.login),
       schema: {
         params: ProviderParams,
         querystring: Type.Object({
           return_to: Type.Optional(Type.String()),
           link: Type.Optional(Type.Union([Type.Literal('1'), Type.Literal('true')])),
         }),
-        response: { 302: Type.Null(), 400: ErrorBody, 401: ErrorBody, 404: ErrorBody },
+        response: { 302: Type.Null(), 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 429: ErrorBody },
       },
     },
     async (request, reply) => {
@@ -118,10 +120,11 @@ export async function loginRoutes(app: App): Promise<void> {
   app.get(
     '/auth/:provider/callback',
     {
+      config: perMinute(config.rateLimits.login),
       schema: {
         params: ProviderParams,
         querystring: Type.Record(Type.String(), Type.String()),
-        response: { 302: Type.Null(), 400: ErrorBody, 404: ErrorBody },
+        response: { 302: Type.Null(), 400: ErrorBody, 404: ErrorBody, 429: ErrorBody },
       },
     },
     async (request, reply) => {

@@ -7,6 +7,7 @@ import type { App } from '../app.js';
 import { AppError, invalidGrant, invalidToken } from '../errors.js';
 import { bearerToken } from '../http/bearer.js';
 import { clearSessionCookie, readSessionCookie, setSessionCookie } from '../http/cookies.js';
+import { perMinute } from '../http/rate-limit.js';
 import { resolveReturnTo } from '../http/return-to.js';
 import { ErrorBody } from '../schemas.js';
 import { TokenRejected } from './tokens.js';
@@ -60,9 +61,10 @@ export async function sessionRoutes(app: App): Promise<void> {
   app.post(
     '/auth/refresh',
     {
+      config: perMinute(config.rateLimits.refresh),
       schema: {
         body: RefreshBody,
-        response: { 200: TokenResponse, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody },
+        response: { 200: TokenResponse, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 429: ErrorBody },
       },
     },
     async (request, reply) => {

@@ -4,6 +4,7 @@ import { type App, type AppDeps, buildApp } from '../../src/app.js';
 import { type Config, parseConfig } from '../../src/config.js';
 import type { Storage } from '../../src/storage/db.js';
 import { testDatabase } from './db.js';
+import { validateResponses } from './openapi.js';
 
 export const TEST_SECRET = Buffer.alloc(32, 7).toString('base64');
 
@@ -39,6 +40,8 @@ export async function buildTestApp(
   const config = testConfig(options.env);
   const clock = options.clock ?? new TestClock(Date.now());
   const app = buildApp(config, { storage, now: clock.now, ...options.deps });
+  // every response the test gets must match openapi.yaml
+  validateResponses(app, t);
   t.teardown(() => app.close());
   await app.ready();
   return { app, storage, config, clock, databaseUrl };

@@ -1,0 +1,53 @@
+// Who may call the admin API: the bootstrap ADMIN_TOKEN, or an access token whose user has the role `admin`
+// right now (the roles claim in the token is not trusted: roles may have changed since it was minted), is
+// active, and whose session is live. Bearer only: a cookie never authenticates an admin request, so there is no
+// CSRF surface.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { FastifyRequest } from 'fastify';
+import type { AppContext } from '../context.js';
+import { AppError, invalidToken } from '../errors.js';
+import { bearerToken } from '../http/bearer.js';
+import { TokenRejected } from '../tokens/tokens.js';
+
+export const ADMIN_ROLE = 'admin';
+
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
+/** RFC 6750 section 3.1: a valid token without the needed privileges gets 403 insufficient_scope. */
+const insufficientScope = () =>
+  new AppError('insufficient_scope', 403, 'The admin role is required.', {
+    headers: { 'www-authenticate': 'Bearer error="insufficient_scope", error_description="The admin role is required."' },
+  });
+
+/** Returns a function that authenticates a request and answers the audit actor: "admin-token" or "user:<id>". */
+export function adminAuthenticator(ctx: AppContext): (request: FastifyRequest) => Promise<string> {
+  // compared as equal-length digests in constant time, so neither the length nor a prefix leaks
+  const adminDigest = ctx.config.adminToken ? digest(ctx.config.adminToken) : undefined;
+
+  return async (request) => {
+    const token = bearerToken(request);
+    if (!token) throw invalidToken('A Bearer token is required.');
+    if (adminDigest && timingSafeEqual(digest(token), adminDigest)) return 'admin-token';
+
+    let claims;
+    try {
+      claims = await ctx.tokens.verifyAccess(token);
+    } catch (err) {
+      if (err instanceof TokenRejected) throw invalidToken(err.reason === 'expired' ? 'The access token has expired.' : 'The token is invalid.');
+      throw err;
+    }
+    const row = await ctx.storage.db
+      .selectFrom('sessions as s')
+      .innerJoin('users as u', 'u.id', 's.user_id')
+      .select(['u.roles', 'u.status', 's.revoked_at', 's.expires_at', 's.idle_expires_at'])
+      .where('s.id', '=', claims.sid)
+      .where('s.user_id', '=', claims.sub)
+      .executeTakeFirst();
+    const now = ctx.now();
+    if (!row || row.revoked_at || row.expires_at <= now || row.idle_expires_at <= now || row.status !== 'active') {
+      throw invalidToken('The session of this access token has ended.');
+    }
+    if (!row.roles.includes(ADMIN_ROLE)) throw insufficientScope();
+    return `user:${claims.sub}`;
+  };
+}
