@@ -7,6 +7,7 @@ import type { FastifyRequest } from 'fastify';
 import type { AppContext } from '../context.js';
 import { AppError, invalidToken } from '../errors.js';
 import { bearerToken } from '../http/bearer.js';
+import { liveSession } from '../tokens/sessions.js';
 import { TokenRejected } from '../tokens/tokens.js';
 
 export const ADMIN_ROLE = 'admin';
@@ -36,15 +37,8 @@ export function adminAuthenticator(ctx: AppContext): (request: FastifyRequest) =
       if (err instanceof TokenRejected) throw invalidToken(err.reason === 'expired' ? 'The access token has expired.' : 'The token is invalid.');
       throw err;
     }
-    const row = await ctx.storage.db
-      .selectFrom('sessions as s')
-      .innerJoin('users as u', 'u.id', 's.user_id')
-      .select(['u.roles', 'u.status', 's.revoked_at', 's.expires_at', 's.idle_expires_at'])
-      .where('s.id', '=', claims.sid)
-      .where('s.user_id', '=', claims.sub)
-      .executeTakeFirst();
-    const now = ctx.now();
-    if (!row || row.revoked_at || row.expires_at <= now || row.idle_expires_at <= now || row.status !== 'active') {
+    const row = await liveSession(ctx.storage.db, claims.sid, claims.sub, ctx.now()).select('u.roles').executeTakeFirst();
+    if (!row) {
       throw invalidToken('The session of this access token has ended.');
     }
     if (!row.roles.includes(ADMIN_ROLE)) throw insufficientScope();

@@ -11,6 +11,7 @@ import { LinkRefused } from '../identity/linking.js';
 import { newFlowSecrets } from '../providers/registry.js';
 import { ProviderError, type UpstreamProvider } from '../providers/types.js';
 import { ErrorBody } from '../schemas.js';
+import { liveSession } from '../tokens/sessions.js';
 import { TokenRejected } from '../tokens/tokens.js';
 import type { FlowRefusal } from './flows.js';
 
@@ -58,16 +59,8 @@ export async function loginRoutes(app: App): Promise<void> {
     try {
       if (token) {
         const claims = await tokens.verifyRefresh(token);
-        const s = await storage.db
-          .selectFrom('sessions as s')
-          .innerJoin('users as u', 'u.id', 's.user_id')
-          .select(['s.user_id'])
-          .where('s.id', '=', claims.sid)
-          .where('s.revoked_at', 'is', null)
-          .where('s.expires_at', '>', now())
-          .where('u.status', '=', 'active')
-          .executeTakeFirst();
-        if (s && s.user_id === claims.sub) return s.user_id;
+        const s = await liveSession(storage.db, claims.sid, claims.sub, now()).select('s.user_id').executeTakeFirst();
+        if (s) return s.user_id;
       }
     } catch (err) {
       if (!(err instanceof TokenRejected)) throw err;

@@ -55,6 +55,7 @@ export class KeyManager {
   #loadError: string | undefined;
   #lastUnknownKidReload = 0;
   #jwks: { value: { keys: PublicJwk[] }; validUntil: number } | undefined;
+  #algorithms: string[] = [];
   #timer: NodeJS.Timeout | undefined;
   #ticking: Promise<void> | undefined;
   /** the last time a rotation happened (activation), for metrics */
@@ -225,6 +226,7 @@ export class KeyManager {
       });
     }
     this.#keys = keys;
+    this.#algorithms = [...new Set([...keys.values()].map((k) => k.alg))];
     this.#jwks = undefined;
     this.#active = [...keys.values()].find((k) => k.state === 'active' && k.privateKey);
     this.#loadError = this.#active ? undefined : (error ?? 'no active signing key');
@@ -280,7 +282,7 @@ export class KeyManager {
 
   /** algorithms of the keys we hold: the allow-list for verifying our own tokens */
   algorithms(): string[] {
-    return [...new Set([...this.#keys.values()].map((k) => k.alg))];
+    return this.#algorithms;
   }
 }
 

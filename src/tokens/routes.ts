@@ -10,6 +10,7 @@ import { clearSessionCookie, readSessionCookie, setSessionCookie } from '../http
 import { perMinute } from '../http/rate-limit.js';
 import { resolveReturnTo } from '../http/return-to.js';
 import { ErrorBody } from '../schemas.js';
+import { liveSession } from './sessions.js';
 import { TokenRejected } from './tokens.js';
 
 const RefreshBody = Type.Union([
@@ -147,9 +148,7 @@ export async function sessionRoutes(app: App): Promise<void> {
         throw err;
       }
       // one round trip: the session, its user and the user's identities
-      const row = await storage.db
-        .selectFrom('sessions as s')
-        .innerJoin('users as u', 'u.id', 's.user_id')
+      const row = await liveSession(storage.db, claims.sid, claims.sub, now())
         .select((eb) => [
           'u.id',
           'u.email',
@@ -157,9 +156,6 @@ export async function sessionRoutes(app: App): Promise<void> {
           'u.name',
           'u.picture',
           'u.roles',
-          'u.status',
-          's.revoked_at',
-          's.expires_at',
           jsonArrayFrom(
             eb
               .selectFrom('identities as i')
@@ -168,10 +164,8 @@ export async function sessionRoutes(app: App): Promise<void> {
               .orderBy('i.created_at'),
           ).as('identities'),
         ])
-        .where('s.id', '=', claims.sid)
-        .where('s.user_id', '=', claims.sub)
         .executeTakeFirst();
-      if (!row || row.revoked_at || row.expires_at <= now() || row.status !== 'active') {
+      if (!row) {
         throw invalidToken('The session of this access token has ended.');
       }
       void reply.header('cache-control', 'no-store');

@@ -35,6 +35,23 @@ export interface IssuedTokens {
   refreshExpiresIn: number;
 }
 
+/**
+ * The session `sid` of user `sub`, joined with its user (`s`, `u`), when it is live: not revoked, within its idle
+ * and absolute lifetime, its user active. The one definition of "this token's session still counts" for every
+ * route that accepts a token (userinfo, admin, linking); callers add the columns they need.
+ */
+export function liveSession(db: Kysely<Database>, sid: string, sub: string, now: Date) {
+  return db
+    .selectFrom('sessions as s')
+    .innerJoin('users as u', 'u.id', 's.user_id')
+    .where('s.id', '=', sid)
+    .where('s.user_id', '=', sub)
+    .where('s.revoked_at', 'is', null)
+    .where('s.expires_at', '>', now)
+    .where('s.idle_expires_at', '>', now)
+    .where('u.status', '=', 'active');
+}
+
 export type RefreshOutcome = 'ok' | 'reuse' | 'expired' | 'revoked' | 'invalid' | 'disabled';
 
 export class SessionService {
@@ -89,13 +106,13 @@ export class SessionService {
       claims = await this.tokens.verifyRefresh(token);
     } catch (err) {
       const outcome = err instanceof TokenRejected && err.reason === 'expired' ? 'expired' : 'invalid';
-      this.#count(outcome);
+      this.onRefresh(outcome);
       throw invalidGrant(outcome === 'expired' ? 'The refresh token has expired.' : 'The refresh token is invalid.');
     }
     const now = this.now();
     const rotated = await this.#rotate(claims, now);
     const result = rotated ?? (await this.#explainRefusal(claims, now, meta));
-    this.#count(result.outcome);
+    this.onRefresh(result.outcome);
     if (result.outcome === 'reuse') {
       this.log.warn({ sessionId: result.sessionId, userId: result.userId }, 'refresh token reuse detected: session revoked');
     }
@@ -273,9 +290,5 @@ export class SessionService {
       refreshToken,
       refreshExpiresIn: Math.floor((p.refreshExpiresAt.getTime() - p.now.getTime()) / 1000),
     };
-  }
-
-  #count(outcome: RefreshOutcome): void {
-    this.onRefresh(outcome);
   }
 }
