@@ -1,9 +1,8 @@
 // Liveness and readiness.
 import { Type } from '@sinclair/typebox';
-import { timingSafeEqual } from 'node:crypto';
 import type { App } from './app.js';
 import { invalidToken } from './errors.js';
-import { bearerToken } from './http/bearer.js';
+import { bearerToken, secretMatches } from './http/bearer.js';
 
 const Health = Type.Object({ status: Type.Literal('ok') });
 const Ready = Type.Object({
@@ -49,10 +48,8 @@ export async function healthRoutes(app: App): Promise<void> {
 export async function metricsRoutes(app: App): Promise<void> {
   const { config, metrics } = app.ctx;
   app.get('/metrics', { schema: { response: { 200: Type.String() } } }, async (request, reply) => {
-    if (config.metricsToken) {
-      const given = Buffer.from(bearerToken(request) ?? '');
-      const want = Buffer.from(config.metricsToken);
-      if (given.length !== want.length || !timingSafeEqual(given, want)) throw invalidToken('A valid metrics token is required.');
+    if (config.metricsToken && !secretMatches(bearerToken(request), config.metricsToken)) {
+      throw invalidToken('A valid metrics token is required.');
     }
     void reply.header('content-type', metrics.registry.contentType).header('cache-control', 'no-store');
     return metrics.registry.metrics();

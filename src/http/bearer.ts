@@ -1,4 +1,5 @@
 // RFC 6750 section 2.1: "Authorization: Bearer <token>" (the scheme is case-insensitive).
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 
 export function bearerToken(request: FastifyRequest): string | undefined {
@@ -6,4 +7,11 @@ export function bearerToken(request: FastifyRequest): string | undefined {
   if (!h) return undefined;
   const m = /^Bearer +([A-Za-z0-9\-._~+/]+=*)\s*$/i.exec(h);
   return m ? m[1] : undefined;
+}
+
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
+/** Compares a presented secret with the expected one in constant time (equal-length digests: no length leak). */
+export function secretMatches(given: string | undefined, expected: string): boolean {
+  return given !== undefined && timingSafeEqual(digest(given), digest(expected));
 }
