@@ -9,7 +9,7 @@ import { type App, buildApp } from '../src/app.js';
 import { type Config, parseConfig } from '../src/config.js';
 import { openStorage, type Storage } from '../src/storage/db.js';
 import { migrate } from '../src/storage/migrator.js';
-import { freePort } from '../test/helpers/process.js';
+import { freePort } from '../fixtures/ports.js';
 
 export const ADMIN_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 export const DURATION = Number(process.env.BENCH_DURATION ?? 10);
@@ -28,7 +28,8 @@ export function build(): void {
 async function startProcess(script: string, env: Record<string, string>, readyPath = '/'): Promise<{ url: string; child: ChildProcess }> {
   const port = await freePort();
   // BENCH_PROFILE=dir: the gateway writes a V8 CPU profile there when it exits
-  const profile = process.env.BENCH_PROFILE && script.startsWith('dist/') ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
+  const profile =
+    process.env.BENCH_PROFILE && script.startsWith('dist/') ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
   const loader = script.endsWith('.ts') ? ['--import=tsx'] : [];
   const child = spawn(process.execPath, [...profile, ...loader, script], {
     cwd: ROOT,
@@ -39,7 +40,10 @@ async function startProcess(script: string, env: Record<string, string>, readyPa
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; ; i++) {
     if (child.exitCode !== null) throw new Error(`${script} exited with ${child.exitCode}`);
-    const ok = await fetch(url + readyPath).then((r) => r.ok, () => false);
+    const ok = await fetch(url + readyPath).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) return { url, child };
     if (i > 300) throw new Error(`${script} did not become ready`);
     await new Promise((r) => setTimeout(r, 100));
@@ -174,7 +178,14 @@ export function rotationRequests(queue: string[]): autocannon.Request[] {
 /** n users, each with a session opened by the gateway's own code; returns their refresh tokens. */
 export async function openSessions(gw: BenchGateway, n: number): Promise<string[]> {
   const now = new Date();
-  const users = Array.from({ length: n }, () => ({ id: randomUUID(), email: null, name: 'Bench', picture: null, created_at: now, updated_at: now }));
+  const users = Array.from({ length: n }, () => ({
+    id: randomUUID(),
+    email: null,
+    name: 'Bench',
+    picture: null,
+    created_at: now,
+    updated_at: now,
+  }));
   await gw.storage.db.insertInto('users').values(users).execute();
   const sessions = await Promise.all(users.map((u) => gw.app.ctx.sessions.open(u.id, { provider: 'bench' })));
   return sessions.map((s) => s.refreshToken);

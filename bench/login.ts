@@ -1,7 +1,7 @@
 // The full login callback against a local upstream (the tests' fake OpenID provider, which issues codes at once):
 // flow check, code exchange over HTTP, ID token verification, identity linking, session, cookie. Each request
 // completes one prepared login (its own flow cookie, state and code).
-import { startFakeOidc } from '../test/helpers/fake-oidc.js';
+import { startFakeOidc } from '../fixtures/fake-oidc.js';
 import { baseline, build, report, run, startGateway } from './common.js';
 
 const LOGINS = Number(process.env.BENCH_LOGINS ?? 3000);
@@ -24,7 +24,10 @@ try {
   const prepared: { path: string; cookie: string }[] = [];
   for (let i = 0; i < LOGINS; i++) {
     const start = await fetch(`${gw.url}/auth/fake/login`, { redirect: 'manual' });
-    const cookie = start.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+    const cookie = start.headers
+      .getSetCookie()
+      .map((c) => c.split(';')[0])
+      .join('; ');
     const callback = await fake.authorize(new URL(start.headers.get('location')!));
     prepared.push({ path: callback.pathname + callback.search, cookie });
   }
@@ -44,7 +47,10 @@ try {
   });
   // success is a 302 to return_to with the session cookie
   report('login callback', 'logins', { ...figures, non2xx: 0 }, base);
-  const sessions = await gw.storage.db.selectFrom('sessions').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
+  const sessions = await gw.storage.db
+    .selectFrom('sessions')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .executeTakeFirstOrThrow();
   process.stdout.write(`sessions created: ${sessions.n} of ${LOGINS} logins\n`);
   if (Number(sessions.n) !== LOGINS) process.exitCode = 1;
 } finally {

@@ -13,7 +13,10 @@ try {
   const db = gw.storage.db;
   const now = new Date();
   const owner = randomUUID();
-  await db.insertInto('users').values({ id: owner, email: 'bulk@example.com', name: 'Bulk', picture: null, created_at: now, updated_at: now }).execute();
+  await db
+    .insertInto('users')
+    .values({ id: owner, email: 'bulk@example.com', name: 'Bulk', picture: null, created_at: now, updated_at: now })
+    .execute();
 
   const measure = async (): Promise<Figures> => {
     const queue = await openSessions(gw, CONNECTIONS * 2);
@@ -47,7 +50,12 @@ try {
     if (f.non2xx || f.errors) process.exitCode = 1;
   }
   process.stdout.write(
-    [`refresh by stored sessions (${CONNECTIONS} connections, same run)`, `hello-world baseline ${base.rps.toFixed(0)} req/s`, ...rows, ''].join('\n'),
+    [
+      `refresh by stored sessions (${CONNECTIONS} connections, same run)`,
+      `hello-world baseline ${base.rps.toFixed(0)} req/s`,
+      ...rows,
+      '',
+    ].join('\n'),
   );
 } finally {
   await gw.close();

@@ -3,7 +3,10 @@ import { baseline, build, CONNECTIONS, openSessions, report, rotationRequests, r
 
 build();
 
-const bench = await startGateway({ RATE_LIMIT_REFRESH: '0', ...(process.env.BENCH_LOG_LEVEL ? { LOG_LEVEL: process.env.BENCH_LOG_LEVEL } : {}) });
+const bench = await startGateway({
+  RATE_LIMIT_REFRESH: '0',
+  ...(process.env.BENCH_LOG_LEVEL ? { LOG_LEVEL: process.env.BENCH_LOG_LEVEL } : {}),
+});
 try {
   const queue = await openSessions(bench, CONNECTIONS * 2);
   const base = await baseline();

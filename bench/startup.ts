@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { freePort } from '../test/helpers/process.js';
+import { freePort } from '../fixtures/ports.js';
 import { benchDatabase, build } from './common.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
@@ -21,19 +21,30 @@ try {
     const started = performance.now();
     const child = spawn(process.execPath, ['dist/src/server.js'], {
       cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', DATABASE_URL: database.url, SECRET_KEY: secret, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
+      env: {
+        PATH: process.env.PATH ?? '',
+        DATABASE_URL: database.url,
+        SECRET_KEY: secret,
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        LOG_LEVEL: 'warn',
+      },
       stdio: 'ignore',
     });
     const exited = new Promise((r) => child.once('exit', r));
     for (;;) {
-      const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false);
+      const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      );
       if (ok) break;
       if (performance.now() - started > 30_000) throw new Error('not ready within 30 s');
       await new Promise((r) => setTimeout(r, 10));
     }
     times.push(performance.now() - started);
     if (i === RUNS - 1) {
-      for (const path of ['/healthz', '/.well-known/jwks.json', '/.well-known/openid-configuration', '/metrics']) await fetch(`http://127.0.0.1:${port}${path}`);
+      for (const path of ['/healthz', '/.well-known/jwks.json', '/.well-known/openid-configuration', '/metrics'])
+        await fetch(`http://127.0.0.1:${port}${path}`);
       await new Promise((r) => setTimeout(r, 2000));
       rss = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))![1]) / 1024;
     }

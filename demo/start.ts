@@ -77,7 +77,10 @@ const server = createServer((req, res) => {
 });
 await new Promise<void>((resolve) => server.listen(demoPort, env.HOST === '127.0.0.1' ? '127.0.0.1' : '0.0.0.0', resolve));
 
-const providers = (env.AUTH_PROVIDERS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+const providers = (env.AUTH_PROVIDERS ?? '')
+  .split(',')
+  .map((s) => s.trim())
+  .filter(Boolean);
 const gateway = spawn(process.execPath, ['--import=tsx', fileURLToPath(new URL('../src/server.ts', import.meta.url))], {
   stdio: 'inherit',
   env: {

@@ -2,16 +2,9 @@
 import { randomUUID } from 'node:crypto';
 import cookie from '@fastify/cookie';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, {
-  LogController,
-  type FastifyBaseLogger,
-  type FastifyInstance,
-  type RawReplyDefaultExpression,
-  type RawRequestDefaultExpression,
-  type RawServerDefault,
-} from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger } from 'fastify';
 import type { Config } from './config.js';
-import type { AppContext } from './context.js';
+import type { App, AppContext } from './context.js';
 import { demoPageRoutes } from './demo-page.js';
 import { registerErrorHandler } from './errors.js';
 import { healthRoutes, metricsRoutes } from './health.js';
@@ -34,6 +27,8 @@ import { SecretBox } from './tokens/secret-box.js';
 import { SessionService } from './tokens/sessions.js';
 import { TokenService } from './tokens/tokens.js';
 
+export type { App } from './context.js';
+
 export interface AppDeps {
   storage: Storage;
   /** defaults to the system clock */
@@ -44,20 +39,6 @@ export interface AppDeps {
   logger?: FastifyBaseLogger;
 }
 
-export type App = FastifyInstance<
-  RawServerDefault,
-  RawRequestDefaultExpression,
-  RawReplyDefaultExpression,
-  FastifyBaseLogger,
-  TypeBoxTypeProvider
->;
-
-declare module 'fastify' {
-  interface FastifyInstance {
-    ctx: AppContext;
-  }
-}
-
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 export function buildApp(config: Config & { secretKey: Buffer }, deps: AppDeps): App {
@@ -65,9 +46,7 @@ export function buildApp(config: Config & { secretKey: Buffer }, deps: AppDeps):
     ...(deps.logger ? { loggerInstance: deps.logger } : { logger: loggerOptions(config.logLevel) }),
     // a hop count trusts that many proxies in front of us
     trustProxy:
-      typeof config.trustProxy === 'number'
-        ? (_addr: string, hop: number) => hop < (config.trustProxy as number)
-        : config.trustProxy,
+      typeof config.trustProxy === 'number' ? (_addr: string, hop: number) => hop < (config.trustProxy as number) : config.trustProxy,
     // accept a caller's X-Request-Id when it is harmless, otherwise make one
     genReqId: (req) => {
       const incoming = req.headers['x-request-id'];

@@ -287,8 +287,9 @@ export function parseConfig(env: Env): Config {
       }
     }
     const scopes =
-      str(`${p}SCOPES`)?.split(/[\s,]+/).filter(Boolean) ??
-      (type === 'github' ? ['read:user', 'user:email'] : ['openid', 'email', 'profile']);
+      str(`${p}SCOPES`)
+        ?.split(/[\s,]+/)
+        .filter(Boolean) ?? (type === 'github' ? ['read:user', 'user:email'] : ['openid', 'email', 'profile']);
     if (type !== 'github' && !scopes.includes('openid')) problems.push(`${p}SCOPES must include openid`);
     const defaultNames: Record<ProviderType, string> = {
       google: 'Google',

@@ -1,4 +1,6 @@
 // What every route and service of one app instance shares: configuration, storage, time and outbound fetch.
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { FastifyBaseLogger, FastifyInstance, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify';
 import type { Config } from './config.js';
 import type { IdentityService } from './identity/linking.js';
 import type { FlowStore } from './login/flows.js';
@@ -34,4 +36,19 @@ export interface AppContext {
   identities: IdentityService;
   metrics: Metrics;
   pruner: Pruner;
+}
+
+/** The Fastify instance every route module receives, with the TypeBox type provider and the context. */
+export type App = FastifyInstance<
+  RawServerDefault,
+  RawRequestDefaultExpression,
+  RawReplyDefaultExpression,
+  FastifyBaseLogger,
+  TypeBoxTypeProvider
+>;
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    ctx: AppContext;
+  }
 }

@@ -1,7 +1,7 @@
 // DEMO_PAGE=true: a small page at / that signs in through /auth/providers, then shows the user from
 // /auth/userinfo, the decoded access token, and Refresh and Sign out buttons. It only calls the public API.
 import { Type } from '@sinclair/typebox';
-import type { App } from './app.js';
+import type { App } from './context.js';
 
 const HTML = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>auth-gateway demo</title><link rel="icon" href="data:,">

@@ -1,6 +1,6 @@
 // Liveness and readiness.
 import { Type } from '@sinclair/typebox';
-import type { App } from './app.js';
+import type { App } from './context.js';
 import { invalidToken } from './errors.js';
 import { bearerToken, secretMatches } from './http/bearer.js';
 

@@ -22,9 +22,7 @@ async function main(): Promise<void> {
   const log = pino(loggerOptions(config.logLevel));
   for (const w of warnings) log.warn(w);
 
-  const storage = await openStorage(
-    config.databaseUrl ? { databaseUrl: config.databaseUrl } : { pgliteDir: join(config.dataDir) },
-  );
+  const storage = await openStorage(config.databaseUrl ? { databaseUrl: config.databaseUrl } : { pgliteDir: join(config.dataDir) });
   const applied = await migrate(storage.db);
   log.info({ database: storage.kind, applied }, 'database ready');
 

@@ -39,7 +39,8 @@ t.test('two instances, one database', { skip: postgresUrl ? false : 'needs Postg
   const B = `http://127.0.0.1:${portB}`;
   await Promise.all([waitFor(`${A}/readyz`), waitFor(`${B}/readyz`)]);
 
-  const jwks = async (base: string) => ((await (await fetch(`${base}/.well-known/jwks.json`)).json()) as { keys: { kid: string }[] }).keys.map((k) => k.kid);
+  const jwks = async (base: string) =>
+    ((await (await fetch(`${base}/.well-known/jwks.json`)).json()) as { keys: { kid: string }[] }).keys.map((k) => k.kid);
   const [kidsA, kidsB] = [await jwks(A), await jwks(B)];
   t.equal(kidsA.length, 1, 'two concurrent first starts made one key');
   t.same(kidsB, kidsA, 'both publish it');
@@ -47,30 +48,51 @@ t.test('two instances, one database', { skip: postgresUrl ? false : 'needs Postg
   // the login starts on A and comes back through B
   const login = await fetch(`${A}/auth/corp/login?return_to=/app`, { redirect: 'manual' });
   t.equal(login.status, 302);
-  const flowCookie = login.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+  const flowCookie = login.headers
+    .getSetCookie()
+    .map((c) => c.split(';')[0])
+    .join('; ');
   const callback = await upstream.followLogin(login.headers.get('location')!);
   const done = await fetch(`${B}${callback.pathname}${callback.search}`, { redirect: 'manual', headers: { cookie: flowCookie } });
   t.equal(done.status, 302);
   t.equal(done.headers.get('location'), `${PUBLIC_URL}/app`);
-  const session = done.headers.getSetCookie().find((c) => c.startsWith('gw_session='))!.split(';')[0];
+  const session = done.headers
+    .getSetCookie()
+    .find((c) => c.startsWith('gw_session='))!
+    .split(';')[0];
 
   const refresh = (base: string, cookie: string) => fetch(`${base}/auth/refresh`, { method: 'POST', headers: { cookie } });
   const onA = await refresh(A, session);
   t.equal(onA.status, 200, 'refresh on A with the cookie B set');
-  const rotated = onA.headers.getSetCookie().find((c) => c.startsWith('gw_session='))!.split(';')[0];
+  const rotated = onA.headers
+    .getSetCookie()
+    .find((c) => c.startsWith('gw_session='))!
+    .split(';')[0];
   const { access_token } = (await onA.json()) as { access_token: string };
-  t.equal((await fetch(`${B}/auth/userinfo`, { headers: { authorization: `Bearer ${access_token}` } })).status, 200, 'A’s token accepted by B');
+  t.equal(
+    (await fetch(`${B}/auth/userinfo`, { headers: { authorization: `Bearer ${access_token}` } })).status,
+    200,
+    'A’s token accepted by B',
+  );
   t.equal((await refresh(B, rotated)).status, 200, 'refresh on B');
 
   const replay = await refresh(B, session);
   t.equal(replay.status, 401, 'the token A rotated, replayed on B, is detected');
-  t.equal((await fetch(`${A}/auth/userinfo`, { headers: { authorization: `Bearer ${access_token}` } })).status, 401, 'and the session is gone on A too');
+  t.equal(
+    (await fetch(`${A}/auth/userinfo`, { headers: { authorization: `Bearer ${access_token}` } })).status,
+    401,
+    'and the session is gone on A too',
+  );
 
   // a rotation made through one instance's database is picked up by both within a few key checks
   const { openStorage } = await import('../src/storage/db.js');
   const storage = await openStorage({ databaseUrl, poolSize: 1 });
   t.teardown(() => storage.close());
-  await storage.db.updateTable('signing_keys').set({ activated_at: new Date(Date.now() - 7200 * 1000) }).where('state', '=', 'active').execute();
+  await storage.db
+    .updateTable('signing_keys')
+    .set({ activated_at: new Date(Date.now() - 7200 * 1000) })
+    .where('state', '=', 'active')
+    .execute();
   let kids: string[] = [];
   for (let i = 0; i < 50 && kids.length < 2; i++) {
     await new Promise((r) => setTimeout(r, 200));
@@ -85,9 +107,17 @@ t.test('two instances, one database', { skip: postgresUrl ? false : 'needs Postg
     const cb = await upstream.followLogin(l.headers.get('location')!);
     const r = await fetch(`${base}${cb.pathname}${cb.search}`, {
       redirect: 'manual',
-      headers: { cookie: l.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ') },
+      headers: {
+        cookie: l.headers
+          .getSetCookie()
+          .map((c) => c.split(';')[0])
+          .join('; '),
+      },
     });
-    const cookie = r.headers.getSetCookie().find((c) => c.startsWith('gw_session='))!.split(';')[0];
+    const cookie = r.headers
+      .getSetCookie()
+      .find((c) => c.startsWith('gw_session='))!
+      .split(';')[0];
     return decodeProtectedHeader(cookie.slice('gw_session='.length)).kid;
   };
   let kidA: string | undefined;

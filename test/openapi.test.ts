@@ -49,5 +49,9 @@ t.test('the response check used by every test finds mismatches', async (t) => {
   t.match(checkResponse({ ...admin, body: '{"error":"not_found"}' }), [/must have required property 'error_description'/]);
   const detail = { ...admin, status: 200, body: JSON.stringify({ id: 'x', identities: [] }) };
   t.ok(checkResponse(detail).length > 0, 'a partial user');
-  t.same(checkResponse({ method: 'POST', route: '/auth/logout', status: 204, contentType: json, body: 'null' }), [], 'a 204 has no body on the wire');
+  t.same(
+    checkResponse({ method: 'POST', route: '/auth/logout', status: 204, contentType: json, body: 'null' }),
+    [],
+    'a 204 has no body on the wire',
+  );
 });

@@ -1,6 +1,6 @@
 // Admin: the audit log, newest first.
 import { Type } from '@sinclair/typebox';
-import type { App } from '../app.js';
+import type { App } from '../context.js';
 import { invalidRequest } from '../errors.js';
 import { perMinute } from '../http/rate-limit.js';
 import { afterCursor, cursorTime, decodeCursor, encodeCursor } from './cursor.js';
@@ -35,7 +35,10 @@ export async function auditRoutes(app: App): Promise<void> {
       config: perMinute(config.rateLimits.admin),
       schema: {
         querystring: Query,
-        response: { 200: Type.Object({ events: Type.Array(AuditEventBody), next_cursor: Type.Union([Type.String(), Type.Null()]) }), ...adminErrors },
+        response: {
+          200: Type.Object({ events: Type.Array(AuditEventBody), next_cursor: Type.Union([Type.String(), Type.Null()]) }),
+          ...adminErrors,
+        },
       },
     },
     async (request) => {
@@ -44,10 +47,7 @@ export async function auditRoutes(app: App): Promise<void> {
       const until = date('until', request.query.until);
       const limit = request.query.limit ?? 50;
       const before = cursor ? decodeCursor(cursor) : undefined;
-      let query = storage.db
-        .selectFrom('audit_events')
-        .selectAll()
-        .select(cursorTime('audit_events.created_at').as('cursor_at'));
+      let query = storage.db.selectFrom('audit_events').selectAll().select(cursorTime('audit_events.created_at').as('cursor_at'));
       if (userId) query = query.where('user_id', '=', userId);
       if (type) query = query.where('type', '=', type);
       if (outcome) query = query.where('outcome', '=', outcome);
@@ -55,7 +55,11 @@ export async function auditRoutes(app: App): Promise<void> {
       if (since) query = query.where('created_at', '>=', since);
       if (until) query = query.where('created_at', '<', until);
       if (before) query = query.where(afterCursor('audit_events', before, 'desc'));
-      const rows = await query.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit + 1).execute();
+      const rows = await query
+        .orderBy('created_at', 'desc')
+        .orderBy('id', 'desc')
+        .limit(limit + 1)
+        .execute();
       const page = rows.slice(0, limit);
       const last = page[page.length - 1];
       return {

@@ -28,7 +28,8 @@ export function adminAuthenticator(ctx: AppContext): (request: FastifyRequest) =
     try {
       claims = await ctx.tokens.verifyAccess(token);
     } catch (err) {
-      if (err instanceof TokenRejected) throw invalidToken(err.reason === 'expired' ? 'The access token has expired.' : 'The token is invalid.');
+      if (err instanceof TokenRejected)
+        throw invalidToken(err.reason === 'expired' ? 'The access token has expired.' : 'The token is invalid.');
       throw err;
     }
     const row = await liveSession(ctx.storage.db, claims.sid, claims.sub, ctx.now()).select('u.roles').executeTakeFirst();

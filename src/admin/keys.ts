@@ -1,6 +1,6 @@
 // Admin: signing keys (public metadata only) and rotation on demand.
 import { Type } from '@sinclair/typebox';
-import type { App } from '../app.js';
+import type { App } from '../context.js';
 import { recordAudit } from '../audit.js';
 import { perMinute } from '../http/rate-limit.js';
 import { adminErrors, iso, isoOrNull, SigningKeyInfo, Timestamp } from './schemas.js';

@@ -1,6 +1,6 @@
 // The admin API: users, identities, sessions, signing keys, audit log. Every route is rate limited per client
 // IP (RATE_LIMIT_ADMIN) before anything else runs, then authenticated (auth.ts) before its body is parsed.
-import type { App } from '../app.js';
+import type { App } from '../context.js';
 import { auditRoutes } from './audit-log.js';
 import { adminAuthenticator } from './auth.js';
 import { keyRoutes } from './keys.js';

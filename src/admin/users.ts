@@ -1,24 +1,14 @@
 // Admin: users, their identities and sessions.
 import { Type } from '@sinclair/typebox';
 import { type Kysely, sql } from 'kysely';
-import type { App } from '../app.js';
+import type { App } from '../context.js';
 import { recordAudit } from '../audit.js';
 import { conflict, notFound } from '../errors.js';
 import { perMinute } from '../http/rate-limit.js';
 import { ErrorBody } from '../schemas.js';
 import type { Database, Identity, Session, User } from '../storage/schema.js';
 import { afterCursor, cursorTime, decodeCursor, encodeCursor } from './cursor.js';
-import {
-  AdminSession,
-  AdminUser,
-  adminErrors,
-  CursorParam,
-  iso,
-  Limit,
-  Role,
-  UserDetail,
-  Uuid,
-} from './schemas.js';
+import { AdminSession, AdminUser, adminErrors, CursorParam, iso, Limit, Role, UserDetail, Uuid } from './schemas.js';
 
 const IdParams = Type.Object({ id: Uuid }, { additionalProperties: false });
 const ListQuery = Type.Object(
@@ -55,7 +45,9 @@ const sessionBody = (s: SessionRow) => ({
   idle_expires_at: iso(s.idle_expires_at),
   expires_at: iso(s.expires_at),
 });
-const identityBody = (i: Pick<Identity, 'id' | 'provider' | 'subject' | 'email' | 'email_verified' | 'name' | 'created_at' | 'last_login_at'>) => ({
+const identityBody = (
+  i: Pick<Identity, 'id' | 'provider' | 'subject' | 'email' | 'email_verified' | 'name' | 'created_at' | 'last_login_at'>,
+) => ({
   ...i,
   created_at: iso(i.created_at),
   last_login_at: iso(i.last_login_at),
@@ -111,7 +103,10 @@ export async function userRoutes(app: App): Promise<void> {
       ...limited,
       schema: {
         querystring: ListQuery,
-        response: { 200: Type.Object({ users: Type.Array(AdminUser), next_cursor: Type.Union([Type.String(), Type.Null()]) }), ...adminErrors },
+        response: {
+          200: Type.Object({ users: Type.Array(AdminUser), next_cursor: Type.Union([Type.String(), Type.Null()]) }),
+          ...adminErrors,
+        },
       },
     },
     async (request) => {
@@ -121,16 +116,28 @@ export async function userRoutes(app: App): Promise<void> {
       let query = db.selectFrom('users').select([...USER_COLUMNS, cursorTime('users.created_at').as('cursor_at')]);
       if (q) {
         const pattern = prefixPattern(q);
-        query = query.where((eb) => eb.or([eb(sql`lower(email)`, 'like', sql`lower(${pattern})`), eb(sql`lower(name)`, 'like', sql`lower(${pattern})`)]));
+        query = query.where((eb) =>
+          eb.or([eb(sql`lower(email)`, 'like', sql`lower(${pattern})`), eb(sql`lower(name)`, 'like', sql`lower(${pattern})`)]),
+        );
       }
       if (status) query = query.where('status', '=', status);
       if (provider) {
         query = query.where((eb) =>
-          eb.exists(eb.selectFrom('identities as i').select(sql`1`.as('one')).whereRef('i.user_id', '=', 'users.id').where('i.provider', '=', provider)),
+          eb.exists(
+            eb
+              .selectFrom('identities as i')
+              .select(sql`1`.as('one'))
+              .whereRef('i.user_id', '=', 'users.id')
+              .where('i.provider', '=', provider),
+          ),
         );
       }
       if (after) query = query.where(afterCursor('users', after, 'asc'));
-      const rows = await query.orderBy('created_at').orderBy('id').limit(limit + 1).execute();
+      const rows = await query
+        .orderBy('created_at')
+        .orderBy('id')
+        .limit(limit + 1)
+        .execute();
       const page = rows.slice(0, limit);
       const last = page[page.length - 1];
       return {
@@ -196,7 +203,11 @@ export async function userRoutes(app: App): Promise<void> {
       const { id } = request.params;
       await db.transaction().execute(async (trx) => {
         await requireUser(id, trx, true);
-        const [{ identities }] = await trx.selectFrom('identities').select((eb) => eb.fn.countAll<string>().as('identities')).where('user_id', '=', id).execute();
+        const [{ identities }] = await trx
+          .selectFrom('identities')
+          .select((eb) => eb.fn.countAll<string>().as('identities'))
+          .where('user_id', '=', id)
+          .execute();
         // identities, sessions, refresh tokens and login flows go with the user (ON DELETE CASCADE)
         await trx.deleteFrom('users').where('id', '=', id).execute();
         // no email or name here: the audit log outlives the user it no longer names
@@ -230,7 +241,8 @@ export async function userRoutes(app: App): Promise<void> {
         const identities = await trx.selectFrom('identities').select(['id', 'provider', 'subject']).where('user_id', '=', id).execute();
         const identity = identities.find((i) => i.id === identityId);
         if (!identity) throw notFound('The user has no such identity.');
-        if (identities.length === 1) throw conflict('This is the last identity of the user: the user could no longer log in. Delete the user instead.');
+        if (identities.length === 1)
+          throw conflict('This is the last identity of the user: the user could no longer log in. Delete the user instead.');
         await trx.deleteFrom('identities').where('id', '=', identityId).execute();
         await recordAudit(trx, {
           type: 'identity.unlinked',
@@ -248,7 +260,10 @@ export async function userRoutes(app: App): Promise<void> {
 
   app.get(
     '/admin/users/:id/sessions',
-    { ...limited, schema: { params: IdParams, response: { 200: Type.Object({ sessions: Type.Array(AdminSession) }), ...adminErrors, 404: ErrorBody } } },
+    {
+      ...limited,
+      schema: { params: IdParams, response: { 200: Type.Object({ sessions: Type.Array(AdminSession) }), ...adminErrors, 404: ErrorBody } },
+    },
     async (request) => {
       await requireUser(request.params.id);
       return { sessions: (await activeSessions(request.params.id, app.ctx.now())).map(sessionBody) };
@@ -257,7 +272,10 @@ export async function userRoutes(app: App): Promise<void> {
 
   app.delete(
     '/admin/users/:id/sessions',
-    { ...limited, schema: { params: IdParams, response: { 200: Type.Object({ revoked: Type.Integer() }), ...adminErrors, 404: ErrorBody } } },
+    {
+      ...limited,
+      schema: { params: IdParams, response: { 200: Type.Object({ revoked: Type.Integer() }), ...adminErrors, 404: ErrorBody } },
+    },
     async (request) => {
       const { id } = request.params;
       const revoked = await db.transaction().execute(async (trx) => {

@@ -7,6 +7,7 @@
 import rateLimit, { type FastifyRateLimitStore, type RateLimitOptions } from '@fastify/rate-limit';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { createRequire } from 'node:module';
+import type * as IORedis from 'ioredis';
 import type { Redis as RedisClient } from 'ioredis';
 import type { Config } from '../config.js';
 import { AppError } from '../errors.js';
@@ -24,7 +25,7 @@ export function registerRateLimits(app: FastifyInstance, config: Config): void {
   let store: (new () => FastifyRateLimitStore) | undefined;
   if (config.redisUrl) {
     // loaded only when configured: the client costs about 13 MB of memory that a single instance does not need
-    const { Redis } = createRequire(import.meta.url)('ioredis') as typeof import('ioredis');
+    const { Redis } = createRequire(import.meta.url)('ioredis') as typeof IORedis;
     const redis = new Redis(config.redisUrl, {
       // no I/O at construction: the app connects when it becomes ready
       lazyConnect: true,
@@ -63,7 +64,9 @@ export function registerRateLimits(app: FastifyInstance, config: Config): void {
     errorResponseBuilder: (_request, context) => {
       const seconds = Math.max(1, Math.ceil(context.ttl / 1000));
       // RFC 6585 section 4: 429 with Retry-After
-      return new AppError('rate_limited', 429, `Too many requests; retry in ${seconds} s.`, { headers: { 'retry-after': String(seconds) } });
+      return new AppError('rate_limited', 429, `Too many requests; retry in ${seconds} s.`, {
+        headers: { 'retry-after': String(seconds) },
+      });
     },
   });
 }
@@ -88,7 +91,10 @@ class StoreHealth {
   down(err: Error): void {
     if (this.#down) return;
     this.#down = true;
-    this.log.warn({ err: { message: err.message } }, 'rate-limit store (Redis) unavailable: each instance counts on its own until it is back');
+    this.log.warn(
+      { err: { message: err.message } },
+      'rate-limit store (Redis) unavailable: each instance counts on its own until it is back',
+    );
   }
   up(): void {
     if (!this.#down) return;

@@ -6,6 +6,7 @@ import { invalidRequest } from '../errors.js';
 /** Returns the absolute URL to redirect to, or throws 400 invalid_request. */
 export function resolveReturnTo(value: unknown, config: Pick<Config, 'publicUrl' | 'allowedOrigins'>): string {
   if (value === undefined || value === '') return `${config.publicUrl}/`;
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what this refuses
   if (typeof value !== 'string' || value.length > 2048 || /[\u0000-\u001f\u007f\\]/.test(value)) {
     throw invalidRequest('return_to must be a relative path or an URL on an allowed origin');
   }

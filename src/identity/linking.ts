@@ -115,7 +115,15 @@ export class IdentityService {
     const identityId = randomUUID();
     await trx
       .insertInto('identities')
-      .values({ id: identityId, user_id: userId, provider: id.provider, subject: id.subject, ...profile(id), created_at: now, last_login_at: now })
+      .values({
+        id: identityId,
+        user_id: userId,
+        provider: id.provider,
+        subject: id.subject,
+        ...profile(id),
+        created_at: now,
+        last_login_at: now,
+      })
       .execute();
     return { userId, identityId, linkedBy };
   }

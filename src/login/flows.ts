@@ -86,7 +86,14 @@ export class FlowStore {
       .returningAll()
       .executeTakeFirst();
     if (row) {
-      return { provider: row.provider, state, nonce: row.nonce ?? undefined, codeVerifier: row.code_verifier, returnTo: row.return_to, linkUserId: row.link_user_id };
+      return {
+        provider: row.provider,
+        state,
+        nonce: row.nonce ?? undefined,
+        codeVerifier: row.code_verifier,
+        returnTo: row.return_to,
+        linkUserId: row.link_user_id,
+      };
     }
     const known = await this.db.selectFrom('login_flows').selectAll().where('state_hash', '=', stateHash).executeTakeFirst();
     if (!known) return 'unknown_state';

@@ -1,7 +1,7 @@
 // The browser flow: the provider list, the redirect to a provider, and the callback.
 import { Type } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
-import type { App } from '../app.js';
+import type { App } from '../context.js';
 import { recordAudit } from '../audit.js';
 import { AppError, invalidRequest, notFound } from '../errors.js';
 import { readSessionCookie, setSessionCookie } from '../http/cookies.js';
@@ -16,9 +16,7 @@ import { TokenRejected } from '../tokens/tokens.js';
 import type { FlowRefusal } from './flows.js';
 
 const ProviderList = Type.Object({
-  providers: Type.Array(
-    Type.Object({ id: Type.String(), name: Type.String(), type: Type.String(), login_url: Type.String() }),
-  ),
+  providers: Type.Array(Type.Object({ id: Type.String(), name: Type.String(), type: Type.String(), login_url: Type.String() })),
 });
 const ProviderParams = Type.Object({ provider: Type.String({ pattern: '^[a-z0-9-]+$', maxLength: 64 }) });
 
@@ -170,7 +168,11 @@ export async function loginRoutes(app: App): Promise<void> {
         // linking keeps the current session; the frontend learns which provider was added
         return reply.redirect(withQuery(flow.returnTo, { linked: p.id }), 302);
       }
-      const issued = await sessions.open(resolution.userId, { provider: p.id, ip: request.ip, userAgent: request.headers['user-agent'] ?? null });
+      const issued = await sessions.open(resolution.userId, {
+        provider: p.id,
+        ip: request.ip,
+        userAgent: request.headers['user-agent'] ?? null,
+      });
       await recordAudit(app.ctx.storage.db, {
         type: 'login',
         userId: resolution.userId,
@@ -211,5 +213,3 @@ function errorCode(err: ProviderError): LoginErrorCode {
   if (err.reason === 'upstream_unavailable') return 'temporarily_unavailable';
   return 'login_failed';
 }
-
-

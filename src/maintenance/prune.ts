@@ -60,9 +60,7 @@ export class Pruner {
   async #drain(table: 'login_flows' | 'sessions' | 'refresh_tokens', key: string, now: Date, alsoExpiredBy?: string): Promise<number> {
     let total = 0;
     for (;;) {
-      const expired = alsoExpiredBy
-        ? sql`expires_at <= ${now} or ${sql.ref(alsoExpiredBy)} <= ${now}`
-        : sql`expires_at <= ${now}`;
+      const expired = alsoExpiredBy ? sql`expires_at <= ${now} or ${sql.ref(alsoExpiredBy)} <= ${now}` : sql`expires_at <= ${now}`;
       const result = await sql`
         delete from ${sql.table(table)} where ${sql.ref(key)} in (
           select ${sql.ref(key)} from ${sql.table(table)} where ${expired} limit ${BATCH}

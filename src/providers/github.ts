@@ -13,13 +13,7 @@ import {
   upstreamError,
   validateCallback,
 } from './oidc.js';
-import {
-  type FlowSecrets,
-  type NormalizedIdentity,
-  type ProviderDeps,
-  ProviderError,
-  type UpstreamProvider,
-} from './types.js';
+import { type FlowSecrets, type NormalizedIdentity, type ProviderDeps, ProviderError, type UpstreamProvider } from './types.js';
 
 interface GitHubUser {
   id?: unknown;
@@ -130,7 +124,10 @@ export class GitHubProvider implements UpstreamProvider {
       throw toProviderError(err, `GitHub ${path}`);
     }
     if (response.status !== 200) {
-      throw new ProviderError(response.status >= 500 ? 'upstream_unavailable' : 'upstream_error', `GitHub ${path}: HTTP ${response.status}`);
+      throw new ProviderError(
+        response.status >= 500 ? 'upstream_unavailable' : 'upstream_error',
+        `GitHub ${path}: HTTP ${response.status}`,
+      );
     }
     try {
       return await response.json();

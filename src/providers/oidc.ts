@@ -12,13 +12,7 @@
 import * as jose from 'jose';
 import * as oauth from 'oauth4webapi';
 import type { ProviderConfig, ProviderType } from '../config.js';
-import {
-  type FlowSecrets,
-  type NormalizedIdentity,
-  type ProviderDeps,
-  ProviderError,
-  type UpstreamProvider,
-} from './types.js';
+import { type FlowSecrets, type NormalizedIdentity, type ProviderDeps, ProviderError, type UpstreamProvider } from './types.js';
 
 /** Seconds of clock difference tolerated on `exp`, `iat` and `nbf`. */
 export const CLOCK_TOLERANCE_S = 60;
@@ -165,9 +159,7 @@ export class OidcProvider implements UpstreamProvider {
     }
     // OIDC Core 3.1.3.7 steps 7-8: only the provider's own algorithms (RS256 when it lists none); never `none`
     // and never HS* (keyed with the client secret, which we share with the provider)
-    const algorithms = (as.id_token_signing_alg_values_supported ?? ['RS256']).filter(
-      (alg) => alg !== 'none' && !alg.startsWith('HS'),
-    );
+    const algorithms = (as.id_token_signing_alg_values_supported ?? ['RS256']).filter((alg) => alg !== 'none' && !alg.startsWith('HS'));
     const jwks = jose.createRemoteJWKSet(new URL(as.jwks_uri!), {
       cooldownDuration: this.options.jwksCooldownMs ?? DEFAULT_JWKS_COOLDOWN_MS,
       timeoutDuration: this.deps.timeoutMs,

@@ -31,11 +31,7 @@ export function createProvider(config: ProviderConfig, deps: ProviderDeps, optio
   }
 }
 
-export function createProviderRegistry(
-  configs: ProviderConfig[],
-  deps: ProviderDeps,
-  options: RegistryOptions = {},
-): ProviderRegistry {
+export function createProviderRegistry(configs: ProviderConfig[], deps: ProviderDeps, options: RegistryOptions = {}): ProviderRegistry {
   const providers = new Map(configs.map((c) => [c.id, createProvider(c, deps, options)] as const));
   return {
     get: (id) => providers.get(id),

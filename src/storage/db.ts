@@ -21,9 +21,7 @@ export interface Storage {
   close(): Promise<void>;
 }
 
-export type StorageOptions =
-  | { databaseUrl: string; poolSize?: number; connectTimeoutMs?: number }
-  | { pgliteDir: string | 'memory' };
+export type StorageOptions = { databaseUrl: string; poolSize?: number; connectTimeoutMs?: number } | { pgliteDir: string | 'memory' };
 
 export async function openStorage(options: StorageOptions): Promise<Storage> {
   if ('databaseUrl' in options) {
@@ -42,7 +40,11 @@ export async function openStorage(options: StorageOptions): Promise<Storage> {
     return {
       kind: 'postgres',
       db,
-      ping: (timeoutMs = 2000) => withTimeout(sql`select 1`.execute(db).then(() => undefined), timeoutMs),
+      ping: (timeoutMs = 2000) =>
+        withTimeout(
+          sql`select 1`.execute(db).then(() => undefined),
+          timeoutMs,
+        ),
       poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
       close: () => db.destroy(),
     };
@@ -59,7 +61,11 @@ export async function openStorage(options: StorageOptions): Promise<Storage> {
   return {
     kind: 'pglite',
     db,
-    ping: (timeoutMs = 2000) => withTimeout(sql`select 1`.execute(db).then(() => undefined), timeoutMs),
+    ping: (timeoutMs = 2000) =>
+      withTimeout(
+        sql`select 1`.execute(db).then(() => undefined),
+        timeoutMs,
+      ),
     poolStats: () => ({ total: 1, idle: 1, waiting: 0 }),
     close: () => db.destroy(),
   };

@@ -1,7 +1,7 @@
 // What sibling services need to verify our tokens: the JWKS and the OpenID configuration.
 import { createHash } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
-import type { App } from '../app.js';
+import type { App } from '../context.js';
 
 const Jwk = Type.Object(
   {
@@ -75,7 +75,21 @@ export async function discoveryRoutes(app: App): Promise<void> {
       subject_types_supported: ['public'],
       id_token_signing_alg_values_supported: algs,
       token_endpoint_auth_methods_supported: ['none'],
-      claims_supported: ['iss', 'sub', 'aud', 'exp', 'iat', 'jti', 'sid', 'client_id', 'auth_time', 'email', 'email_verified', 'name', 'roles'],
+      claims_supported: [
+        'iss',
+        'sub',
+        'aud',
+        'exp',
+        'iat',
+        'jti',
+        'sid',
+        'client_id',
+        'auth_time',
+        'email',
+        'email_verified',
+        'name',
+        'roles',
+      ],
       access_token_signing_alg_values_supported: algs,
     };
   });

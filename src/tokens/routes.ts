@@ -3,7 +3,7 @@ import cors from '@fastify/cors';
 import { Type } from '@sinclair/typebox';
 import { jsonArrayFrom } from 'kysely/helpers/postgres';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { App } from '../app.js';
+import type { App } from '../context.js';
 import { AppError, invalidGrant, invalidToken } from '../errors.js';
 import { bearerToken } from '../http/bearer.js';
 import { clearSessionCookie, readSessionCookie, setSessionCookie } from '../http/cookies.js';
@@ -78,7 +78,12 @@ export async function sessionRoutes(app: App): Promise<void> {
       try {
         const issued = await sessions.refresh(token, meta(request));
         if (fromBody) {
-          return { access_token: issued.accessToken, token_type: 'Bearer' as const, expires_in: issued.expiresIn, refresh_token: issued.refreshToken };
+          return {
+            access_token: issued.accessToken,
+            token_type: 'Bearer' as const,
+            expires_in: issued.expiresIn,
+            refresh_token: issued.refreshToken,
+          };
         }
         setSessionCookie(reply, config, issued.refreshToken, issued.refreshExpiresIn);
         return { access_token: issued.accessToken, token_type: 'Bearer' as const, expires_in: issued.expiresIn };
@@ -133,51 +138,48 @@ export async function sessionRoutes(app: App): Promise<void> {
     },
   );
 
-  app.get(
-    '/auth/userinfo',
-    { schema: { response: { 200: UserInfo, 401: ErrorBody } } },
-    async (request, reply) => {
-      const { tokens, storage, now } = app.ctx;
-      const token = bearerToken(request);
-      if (!token) throw invalidToken('A Bearer access token is required.');
-      let claims;
-      try {
-        claims = await tokens.verifyAccess(token);
-      } catch (err) {
-        if (err instanceof TokenRejected) throw invalidToken(err.reason === 'expired' ? 'The access token has expired.' : 'The access token is invalid.');
-        throw err;
-      }
-      // one round trip: the session, its user and the user's identities
-      const row = await liveSession(storage.db, claims.sid, claims.sub, now())
-        .select((eb) => [
-          'u.id',
-          'u.email',
-          'u.email_verified',
-          'u.name',
-          'u.picture',
-          'u.roles',
-          jsonArrayFrom(
-            eb
-              .selectFrom('identities as i')
-              .select(['i.provider', 'i.subject', 'i.email'])
-              .whereRef('i.user_id', '=', 'u.id')
-              .orderBy('i.created_at'),
-          ).as('identities'),
-        ])
-        .executeTakeFirst();
-      if (!row) {
-        throw invalidToken('The session of this access token has ended.');
-      }
-      void reply.header('cache-control', 'no-store');
-      return {
-        sub: row.id,
-        email: row.email,
-        email_verified: row.email_verified,
-        name: row.name,
-        picture: row.picture,
-        roles: row.roles,
-        identities: row.identities,
-      };
-    },
-  );
+  app.get('/auth/userinfo', { schema: { response: { 200: UserInfo, 401: ErrorBody } } }, async (request, reply) => {
+    const { tokens, storage, now } = app.ctx;
+    const token = bearerToken(request);
+    if (!token) throw invalidToken('A Bearer access token is required.');
+    let claims;
+    try {
+      claims = await tokens.verifyAccess(token);
+    } catch (err) {
+      if (err instanceof TokenRejected)
+        throw invalidToken(err.reason === 'expired' ? 'The access token has expired.' : 'The access token is invalid.');
+      throw err;
+    }
+    // one round trip: the session, its user and the user's identities
+    const row = await liveSession(storage.db, claims.sid, claims.sub, now())
+      .select((eb) => [
+        'u.id',
+        'u.email',
+        'u.email_verified',
+        'u.name',
+        'u.picture',
+        'u.roles',
+        jsonArrayFrom(
+          eb
+            .selectFrom('identities as i')
+            .select(['i.provider', 'i.subject', 'i.email'])
+            .whereRef('i.user_id', '=', 'u.id')
+            .orderBy('i.created_at'),
+        ).as('identities'),
+      ])
+      .executeTakeFirst();
+    if (!row) {
+      throw invalidToken('The session of this access token has ended.');
+    }
+    void reply.header('cache-control', 'no-store');
+    return {
+      sub: row.id,
+      email: row.email,
+      email_verified: row.email_verified,
+      name: row.name,
+      picture: row.picture,
+      roles: row.roles,
+      identities: row.identities,
+    };
+  });
 }

@@ -172,7 +172,11 @@ export class SessionService {
   }
 
   /** The slow path: why was nothing rotated? A token that was already used revokes its session. */
-  async #explainRefusal(claims: RefreshClaims, now: Date, meta: ClientMeta): Promise<{ outcome: Exclude<RefreshOutcome, 'ok'>; userId?: string; sessionId?: string }> {
+  async #explainRefusal(
+    claims: RefreshClaims,
+    now: Date,
+    meta: ClientMeta,
+  ): Promise<{ outcome: Exclude<RefreshOutcome, 'ok'>; userId?: string; sessionId?: string }> {
     return this.db.transaction().execute(async (trx) => {
       const row = await trx
         .selectFrom('refresh_tokens as rt')
@@ -226,7 +230,12 @@ export class SessionService {
   ): Promise<boolean> {
     const now = this.now();
     const run = async (trx: Kysely<Database>) => {
-      const session = await trx.selectFrom('sessions').select(['user_id']).where('id', '=', sessionId).where('revoked_at', 'is', null).executeTakeFirst();
+      const session = await trx
+        .selectFrom('sessions')
+        .select(['user_id'])
+        .where('id', '=', sessionId)
+        .where('revoked_at', 'is', null)
+        .executeTakeFirst();
       if (!session) return false;
       await this.#revokeIn(trx, sessionId, e.reason, now);
       await recordAudit(trx, {
@@ -244,7 +253,11 @@ export class SessionService {
   }
 
   /** Revokes every active session of a user (disabling, admin). Returns how many. */
-  async revokeAllForUser(userId: string, e: { reason: string; actor: string; ip?: string | null }, db: Kysely<Database> = this.db): Promise<number> {
+  async revokeAllForUser(
+    userId: string,
+    e: { reason: string; actor: string; ip?: string | null },
+    db: Kysely<Database> = this.db,
+  ): Promise<number> {
     const sessions = await db.selectFrom('sessions').select('id').where('user_id', '=', userId).where('revoked_at', 'is', null).execute();
     let n = 0;
     for (const s of sessions) if (await this.revoke(s.id, e, db)) n++;
@@ -252,8 +265,18 @@ export class SessionService {
   }
 
   async #revokeIn(trx: Kysely<Database>, sessionId: string, reason: string, now: Date): Promise<void> {
-    await trx.updateTable('sessions').set({ revoked_at: now, revoked_reason: reason }).where('id', '=', sessionId).where('revoked_at', 'is', null).execute();
-    await trx.updateTable('refresh_tokens').set({ revoked_at: now }).where('session_id', '=', sessionId).where('revoked_at', 'is', null).execute();
+    await trx
+      .updateTable('sessions')
+      .set({ revoked_at: now, revoked_reason: reason })
+      .where('id', '=', sessionId)
+      .where('revoked_at', 'is', null)
+      .execute();
+    await trx
+      .updateTable('refresh_tokens')
+      .set({ revoked_at: now })
+      .where('session_id', '=', sessionId)
+      .where('revoked_at', 'is', null)
+      .execute();
   }
 
   #refreshExpiry(now: Date, sessionExpiresAt: Date): Date {

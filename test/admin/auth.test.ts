@@ -8,7 +8,8 @@ import { signedIn } from '../helpers/users.js';
 t.test('admin authentication', async (t) => {
   const clock = new TestClock();
   const { app, storage } = await buildTestApp(t, { env: { ADMIN_TOKEN, ACCESS_TOKEN_TTL: '300' }, clock });
-  const list = (headers: Record<string, string> = {}, cookies?: Record<string, string>) => app.inject({ url: '/admin/users', headers, cookies });
+  const list = (headers: Record<string, string> = {}, cookies?: Record<string, string>) =>
+    app.inject({ url: '/admin/users', headers, cookies });
   const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
   const unauthorized = (t: Test, res: Awaited<ReturnType<typeof list>>, name: string) => {
     t.equal(res.statusCode, 401, name);
@@ -33,7 +34,12 @@ t.test('admin authentication', async (t) => {
     t.equal((await list(bearer(admin.tokens.accessToken))).statusCode, 200);
     const res = await adminCall(app, admin.tokens.accessToken)('PATCH', `/admin/users/${admin.id}`, { name: 'Root' });
     t.equal(res.statusCode, 200);
-    const event = await storage.db.selectFrom('audit_events').selectAll().where('type', '=', 'user.updated').where('user_id', '=', admin.id).executeTakeFirstOrThrow();
+    const event = await storage.db
+      .selectFrom('audit_events')
+      .selectAll()
+      .where('type', '=', 'user.updated')
+      .where('user_id', '=', admin.id)
+      .executeTakeFirstOrThrow();
     t.equal(event.actor, `user:${admin.id}`, 'changes are audited with the acting user');
     t.equal(event.ip, '127.0.0.1');
   });
@@ -51,7 +57,11 @@ t.test('admin authentication', async (t) => {
     await storage.db.updateTable('users').set({ roles: [] }).where('id', '=', admin.id).execute();
     t.equal((await list(bearer(admin.tokens.accessToken))).statusCode, 403, 'a revoked role counts at once');
     const user = await signedIn(app);
-    await storage.db.updateTable('users').set({ roles: ['admin'] }).where('id', '=', user.id).execute();
+    await storage.db
+      .updateTable('users')
+      .set({ roles: ['admin'] })
+      .where('id', '=', user.id)
+      .execute();
     t.equal((await list(bearer(user.tokens.accessToken))).statusCode, 200, 'a granted role counts at once');
   });
 
@@ -81,7 +91,11 @@ t.test('admin authentication', async (t) => {
 
   t.test('authentication comes before validation: nothing about the request leaks to a stranger', async (t) => {
     unauthorized(t, await app.inject({ url: '/admin/users/not-a-uuid' }), 'bad id');
-    unauthorized(t, await app.inject({ method: 'PATCH', url: '/admin/users/not-a-uuid', payload: '{', headers: { 'content-type': 'application/json' } }), 'bad JSON');
+    unauthorized(
+      t,
+      await app.inject({ method: 'PATCH', url: '/admin/users/not-a-uuid', payload: '{', headers: { 'content-type': 'application/json' } }),
+      'bad JSON',
+    );
     unauthorized(t, await app.inject({ url: '/admin/users?cursor=%%%' }), 'bad query');
   });
 });

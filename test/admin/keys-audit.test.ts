@@ -16,7 +16,17 @@ t.test('signing keys', async (t) => {
 
   const [first] = await listKeys();
   t.match(first, { alg: 'ES256', state: 'active', activated_at: clock.now().toISOString(), retired_at: null, remove_at: null });
-  t.same(Object.keys(first).sort(), ['activate_at', 'activated_at', 'alg', 'created_at', 'kid', 'publish_at', 'remove_at', 'retired_at', 'state']);
+  t.same(Object.keys(first).sort(), [
+    'activate_at',
+    'activated_at',
+    'alg',
+    'created_at',
+    'kid',
+    'publish_at',
+    'remove_at',
+    'retired_at',
+    'state',
+  ]);
   const raw = (await call('GET', '/admin/keys')).body;
   t.notMatch(raw, /private|"d"|"x"|"y"/, 'no key material at all');
 
@@ -28,7 +38,14 @@ t.test('signing keys', async (t) => {
   const jwks = (await app.inject('/.well-known/jwks.json')).json().keys.map((k: { kid: string }) => k.kid);
   t.ok(jwks.includes(kid), 'published at once');
   t.equal(app.ctx.keys.signingKey().kid, first.kid, 'the old key still signs');
-  t.same((await listKeys()).map((k) => [k.kid, k.state]), [[kid, 'next'], [first.kid, 'active']], 'newest first');
+  t.same(
+    (await listKeys()).map((k) => [k.kid, k.state]),
+    [
+      [kid, 'next'],
+      [first.kid, 'active'],
+    ],
+    'newest first',
+  );
 
   const [event] = await storage.db.selectFrom('audit_events').selectAll().where('type', '=', 'key.rotation_requested').execute();
   t.match(event, { actor: 'admin-token', ip: '127.0.0.1' });
@@ -79,12 +96,28 @@ t.test('the audit log', async (t) => {
 
   t.test('filters', async (t) => {
     const mine = await events(`user_id=${alice}`);
-    t.same(mine.events.map((e) => e.created_at), ['2026-02-03T10:00:00.000Z', '2026-02-02T10:00:00.000Z', '2026-02-01T10:00:00.000Z'], 'newest first');
-    t.match(mine.events[1], { type: 'login', outcome: 'failure', reason: 'id_token_expired', provider: 'corp', actor: 'system', user_id: alice, session_id: null, ip: null });
+    t.same(
+      mine.events.map((e) => e.created_at),
+      ['2026-02-03T10:00:00.000Z', '2026-02-02T10:00:00.000Z', '2026-02-01T10:00:00.000Z'],
+      'newest first',
+    );
+    t.match(mine.events[1], {
+      type: 'login',
+      outcome: 'failure',
+      reason: 'id_token_expired',
+      provider: 'corp',
+      actor: 'system',
+      user_id: alice,
+      session_id: null,
+      ip: null,
+    });
     t.same(mine.events[0].details, { n: 1, nested: { ok: true } });
     t.equal(mine.next_cursor, null);
     t.same((await events(`type=login&user_id=${alice}`)).events.length, 2);
-    t.same((await events('type=login&outcome=failure')).events.map((e) => e.user_id), [alice]);
+    t.same(
+      (await events('type=login&outcome=failure')).events.map((e) => e.user_id),
+      [alice],
+    );
     const window = await events('since=2026-02-02T10:00:00Z&until=2026-02-04T10:00:00Z');
     t.same(window.events.map((e) => e.type).sort(), ['login', 'login', 'logout'], 'since inclusive, until exclusive');
     t.same((await events('since=2026-02-03T11:00:00%2B01:00&until=2026-02-03T11:00:00.001%2B01:00')).events.length, 2, 'offsets');
@@ -97,7 +130,10 @@ t.test('the audit log', async (t) => {
     clock.advance(1);
     await adminCall(app, admin.tokens.accessToken)('PATCH', `/admin/users/${user.id}`, { status: 'disabled' });
     const { events: latest } = await events(`user_id=${user.id}&limit=5`);
-    t.same(latest.map((e) => [e.type, e.actor]).sort(), [['session.revoked', `user:${admin.id}`], ['user.updated', `user:${admin.id}`]]);
+    t.same(latest.map((e) => [e.type, e.actor]).sort(), [
+      ['session.revoked', `user:${admin.id}`],
+      ['user.updated', `user:${admin.id}`],
+    ]);
   });
 
   t.test('cursor pages, newest first, stable across ties and new events', async (t) => {
@@ -120,7 +156,11 @@ t.test('the audit log', async (t) => {
       // an event written meanwhile is newer than every page already seen: it does not shift later pages
       await recordAudit(storage.db, { type: 'logout', actor: 'page-test-late', at: new Date('2026-01-15T12:00:00.000Z') });
     } while (cursor && ++pages < 10);
-    t.same(seen, expected.map((r) => r.id), 'every event once, in order');
+    t.same(
+      seen,
+      expected.map((r) => r.id),
+      'every event once, in order',
+    );
     t.equal(pages, 2, 'two pages with a next_cursor, then the last one: 4, 4, 1');
     t.equal((await events('until=2026-01-16T00:00:00Z&limit=50')).events.length, 12, 'the late events are there, on top');
   });

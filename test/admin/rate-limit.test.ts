@@ -175,7 +175,10 @@ t.test('Redis: instances share the limits', { skip: await redisUnreachable() }, 
     while (!lines.some((l) => l.includes('rate-limit store (Redis) available again')) && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 50));
     }
-    t.ok(lines.some((l) => l.includes('available again')), 'reconnected');
+    t.ok(
+      lines.some((l) => l.includes('available again')),
+      'reconnected',
+    );
     t.equal((await users(a)).statusCode, 401, 'the fourth in Redis');
     assertLimited(t, await users(b), 'B sees what A counted once Redis is back');
   });

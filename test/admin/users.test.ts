@@ -40,10 +40,25 @@ t.test('admin users', async (t) => {
     const res = await call('GET', `/admin/users/${user.id}`);
     t.equal(res.statusCode, 200);
     const body = res.json();
-    t.match(body, { id: user.id, email: user.email, email_verified: true, name: 'Ada Lovelace', picture: null, roles: ['ops'], status: 'active' });
+    t.match(body, {
+      id: user.id,
+      email: user.email,
+      email_verified: true,
+      name: 'Ada Lovelace',
+      picture: null,
+      roles: ['ops'],
+      status: 'active',
+    });
     t.equal(body.created_at, clock.now().toISOString());
-    t.same(body.identities.map((i: { id: string; provider: string; subject: string }) => [i.id, i.provider, i.subject]), [[identityId, 'corp', 'ada-1']]);
-    t.same(body.sessions.map((s: { id: string }) => s.id), [user.tokens.sessionId], 'the revoked session is not listed');
+    t.same(
+      body.identities.map((i: { id: string; provider: string; subject: string }) => [i.id, i.provider, i.subject]),
+      [[identityId, 'corp', 'ada-1']],
+    );
+    t.same(
+      body.sessions.map((s: { id: string }) => s.id),
+      [user.tokens.sessionId],
+      'the revoked session is not listed',
+    );
     t.match(body.sessions[0], { provider: 'test', ip: '127.0.0.1', user_agent: 'tap' });
     t.notOk('raw_claims' in body.identities[0], 'no raw upstream claims');
 
@@ -140,8 +155,15 @@ t.test('admin users', async (t) => {
     for (const limit of [1, 3, 50]) {
       const pages = await allPages(`q=&limit=${limit}`.replace('q=&', ''));
       const seen = pages.flat().filter((e) => e.endsWith('@pages.test'));
-      t.same(seen, expected.map((r) => r.email), `limit ${limit}: all, once, in order`);
-      t.ok(pages.every((p) => p.length <= limit), `limit ${limit} respected`);
+      t.same(
+        seen,
+        expected.map((r) => r.email),
+        `limit ${limit}: all, once, in order`,
+      );
+      t.ok(
+        pages.every((p) => p.length <= limit),
+        `limit ${limit} respected`,
+      );
     }
     const micro = (await allPages('q=micro-&limit=1')).flat();
     t.same(micro, ['micro-123456@pages.test', 'micro-123457@pages.test', 'micro-123458@pages.test'], 'microseconds are not rounded away');
@@ -178,7 +200,10 @@ t.test('admin users', async (t) => {
     t.match(updated, { actor: 'admin-token', ip: '127.0.0.1', outcome: 'success' });
     t.same(updated.details, { changes: { status: { from: 'active', to: 'disabled' } }, sessions_revoked: 2 });
     const revoked = await auditOf('session.revoked', user.id);
-    t.same(revoked.map((e) => [e.reason, e.actor]).sort(), [['user_disabled', 'admin-token'], ['user_disabled', 'admin-token']]);
+    t.same(revoked.map((e) => [e.reason, e.actor]).sort(), [
+      ['user_disabled', 'admin-token'],
+      ['user_disabled', 'admin-token'],
+    ]);
 
     const again = await call('PATCH', `/admin/users/${user.id}`, { status: 'disabled' });
     t.equal(again.statusCode, 200);
@@ -222,8 +247,16 @@ t.test('admin users', async (t) => {
     for (const table of ['identities', 'sessions'] as const) {
       t.equal((await db.selectFrom(table).select('id').where('user_id', '=', user.id).execute()).length, 0, `no ${table}`);
     }
-    t.equal((await db.selectFrom('refresh_tokens').select('jti').where('session_id', '=', user.tokens.sessionId).execute()).length, 0, 'no refresh tokens');
-    t.equal((await db.selectFrom('login_flows').select('state_hash').where('link_user_id', '=', user.id).execute()).length, 0, 'no login flows');
+    t.equal(
+      (await db.selectFrom('refresh_tokens').select('jti').where('session_id', '=', user.tokens.sessionId).execute()).length,
+      0,
+      'no refresh tokens',
+    );
+    t.equal(
+      (await db.selectFrom('login_flows').select('state_hash').where('link_user_id', '=', user.id).execute()).length,
+      0,
+      'no login flows',
+    );
     t.equal((await refresh(user.tokens.refreshToken)).statusCode, 401);
     t.equal((await call('GET', `/admin/users/${user.id}`)).statusCode, 404);
     const [event] = await auditOf('user.deleted', user.id);
@@ -249,7 +282,10 @@ t.test('admin users', async (t) => {
     t.equal(last.statusCode, 409);
     t.equal(last.json().error, 'conflict');
     const left = (await call('GET', `/admin/users/${user.id}`)).json().identities;
-    t.same(left.map((i: { id: string }) => i.id), [github]);
+    t.same(
+      left.map((i: { id: string }) => i.id),
+      [github],
+    );
   });
 
   t.test('revoke all sessions of a user, or one', async (t) => {
@@ -262,7 +298,11 @@ t.test('admin users', async (t) => {
     t.equal((await refresh(user.tokens.refreshToken)).statusCode, 200, 'the other sessions live on');
     t.equal((await call('DELETE', `/admin/sessions/${third.sessionId}`)).statusCode, 204, 'revoking twice answers the same');
     const events = await auditOf('session.revoked', user.id);
-    t.same(events.map((e) => [e.session_id, e.reason, e.actor]), [[third.sessionId, 'admin_revoked', 'admin-token']], 'audited once');
+    t.same(
+      events.map((e) => [e.session_id, e.reason, e.actor]),
+      [[third.sessionId, 'admin_revoked', 'admin-token']],
+      'audited once',
+    );
 
     const all = await call('DELETE', `/admin/users/${user.id}/sessions`);
     t.equal(all.statusCode, 200);

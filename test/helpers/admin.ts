@@ -15,7 +15,18 @@ export async function addIdentity(app: App, userId: string, provider: string, su
   const id = randomUUID();
   await app.ctx.storage.db
     .insertInto('identities')
-    .values({ id, user_id: userId, provider, subject, email: null, name: null, picture: null, raw_claims: '{}', created_at: app.ctx.now(), last_login_at: app.ctx.now() })
+    .values({
+      id,
+      user_id: userId,
+      provider,
+      subject,
+      email: null,
+      name: null,
+      picture: null,
+      raw_claims: '{}',
+      created_at: app.ctx.now(),
+      last_login_at: app.ctx.now(),
+    })
     .execute();
   return id;
 }

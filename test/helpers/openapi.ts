@@ -40,7 +40,13 @@ const pointer = (...segments: string[]) => segments.map((s) => encodeURIComponen
 const validators = new Map<string, ValidateFunction>();
 
 /** The violations of one response, or [] when it matches the document. */
-export function checkResponse(r: { method: string; route: string; status: number; contentType: string | undefined; body: string }): string[] {
+export function checkResponse(r: {
+  method: string;
+  route: string;
+  status: number;
+  contentType: string | undefined;
+  body: string;
+}): string[] {
   const { doc, ajv } = load();
   const path = r.route.replace(/:(\w+)/g, '{$1}');
   const method = r.method.toLowerCase();

@@ -3,7 +3,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type Provider from 'oidc-provider';
 import { createUpstream, type UpstreamAccount } from '../../demo/upstream.js';
-import { listen } from './listen.js';
+import { listen } from '../../fixtures/listen.js';
 
 export type { UpstreamAccount };
 

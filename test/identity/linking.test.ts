@@ -26,7 +26,10 @@ t.test('identity linking policy', async (t) => {
     const first = await service.resolve(id, { trustEmail: true, linkUserId: null });
     t.equal(first.linkedBy, 'new');
     t.match(await user(first.userId), { email: id.email, email_verified: true, name: 'Old Name' });
-    const again = await service.resolve({ ...id, name: 'New Name', picture: 'https://img.example.com/p.png' }, { trustEmail: true, linkUserId: null });
+    const again = await service.resolve(
+      { ...id, name: 'New Name', picture: 'https://img.example.com/p.png' },
+      { trustEmail: true, linkUserId: null },
+    );
     t.same(again, { ...first, linkedBy: 'existing' });
     t.match(await user(first.userId), { name: 'New Name', picture: 'https://img.example.com/p.png' });
     const row = await db.selectFrom('identities').selectAll().where('id', '=', first.identityId).executeTakeFirstOrThrow();
@@ -42,10 +45,16 @@ t.test('identity linking policy', async (t) => {
 
   t.test('no automatic link when any condition is missing', async (t) => {
     const verified = await createUser(app, { email: 'bob@example.com', emailVerified: true });
-    const untrusted = await service.resolve(identity({ provider: 'microsoft', email: 'bob@example.com' }), { trustEmail: false, linkUserId: null });
+    const untrusted = await service.resolve(identity({ provider: 'microsoft', email: 'bob@example.com' }), {
+      trustEmail: false,
+      linkUserId: null,
+    });
     t.not(untrusted.userId, verified.id, 'provider not trusted for email');
     t.equal((await user(untrusted.userId)).email_verified, false, 'and its email does not count as verified');
-    const unverifiedClaim = await service.resolve(identity({ email: 'bob@example.com', emailVerified: false }), { trustEmail: true, linkUserId: null });
+    const unverifiedClaim = await service.resolve(identity({ email: 'bob@example.com', emailVerified: false }), {
+      trustEmail: true,
+      linkUserId: null,
+    });
     t.not(unverifiedClaim.userId, verified.id, 'email not verified by the provider');
     const unverifiedUser = await createUser(app, { email: 'carol@example.com', emailVerified: false });
     const r = await service.resolve(identity({ email: 'carol@example.com' }), { trustEmail: true, linkUserId: null });
@@ -53,8 +62,14 @@ t.test('identity linking policy', async (t) => {
   });
 
   t.test('an untrusted provider cannot plant an email a trusted login would later link to', async (t) => {
-    const planted = await service.resolve(identity({ provider: 'microsoft', email: 'victim@example.com' }), { trustEmail: false, linkUserId: null });
-    const victim = await service.resolve(identity({ provider: 'google', email: 'victim@example.com' }), { trustEmail: true, linkUserId: null });
+    const planted = await service.resolve(identity({ provider: 'microsoft', email: 'victim@example.com' }), {
+      trustEmail: false,
+      linkUserId: null,
+    });
+    const victim = await service.resolve(identity({ provider: 'google', email: 'victim@example.com' }), {
+      trustEmail: true,
+      linkUserId: null,
+    });
     t.not(victim.userId, planted.userId);
     t.equal(victim.linkedBy, 'new');
   });

@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
-import { startFakeGitHub } from '../helpers/fake-github.js';
-import { startFakeOidc } from '../helpers/fake-oidc.js';
+import { startFakeGitHub } from '../../fixtures/fake-github.js';
+import { startFakeOidc } from '../../fixtures/fake-oidc.js';
 import { startUpstreamOidc } from '../helpers/upstream-oidc.js';
 import { cookiesOf, signedIn } from '../helpers/users.js';
 
@@ -181,15 +181,25 @@ t.test('login through a real OpenID provider', async (t) => {
     t.equal((await app.inject('/auth/corp/login?link=1')).statusCode, 401, 'needs a session');
     const me = await signedIn(app, { email: 'someone@example.com' });
     upstream.setAccount({ accountId: 'bob', claims: { email: 'bob@example.com', email_verified: true, name: 'Bob' } });
-    t.teardown(() => upstream.setAccount({ accountId: 'alice', claims: { email: 'alice@example.com', email_verified: true, name: 'Alice Example' } }));
+    t.teardown(() =>
+      upstream.setAccount({ accountId: 'alice', claims: { email: 'alice@example.com', email_verified: true, name: 'Alice Example' } }),
+    );
     const browser = new Browser(gw);
     browser.cookies.set('gw_session', me.tokens.refreshToken);
     const res = await browser.get(path(await startLogin(browser, 'link=1&return_to=/settings')));
     t.equal(res.statusCode, 302);
     t.equal(res.headers.location, `${PUBLIC_URL}/settings?linked=corp`);
     const identities = await storage.db.selectFrom('identities').selectAll().where('user_id', '=', me.id).execute();
-    t.same(identities.map((i) => i.subject), ['bob']);
-    const linked = await storage.db.selectFrom('audit_events').selectAll().where('type', '=', 'identity.linked').where('user_id', '=', me.id).execute();
+    t.same(
+      identities.map((i) => i.subject),
+      ['bob'],
+    );
+    const linked = await storage.db
+      .selectFrom('audit_events')
+      .selectAll()
+      .where('type', '=', 'identity.linked')
+      .where('user_id', '=', me.id)
+      .execute();
     t.equal(linked.length, 1);
     // alice is someone else's identity: linking it here is refused
     upstream.setAccount({ accountId: 'alice', claims: { email: 'alice@example.com', email_verified: true } });

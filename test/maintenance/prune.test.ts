@@ -12,10 +12,22 @@ t.test('pruning removes expired flows, sessions and tokens and keeps live ones',
   });
   const db = storage.db;
   const count = async (table: 'login_flows' | 'sessions' | 'refresh_tokens') =>
-    Number((await db.selectFrom(table).select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
+    Number(
+      (
+        await db
+          .selectFrom(table)
+          .select((eb) => eb.fn.countAll().as('n'))
+          .executeTakeFirstOrThrow()
+      ).n,
+    );
   const flow = (provider: string) =>
     app.ctx.flows.create(
-      { provider, returnTo: '/', linkUserId: null, secrets: { state: crypto.randomUUID(), nonce: undefined, codeVerifier: 'v'.repeat(43) } },
+      {
+        provider,
+        returnTo: '/',
+        linkUserId: null,
+        secrets: { state: crypto.randomUUID(), nonce: undefined, codeVerifier: 'v'.repeat(43) },
+      },
       'browser',
     );
 
@@ -30,10 +42,17 @@ t.test('pruning removes expired flows, sessions and tokens and keeps live ones',
   t.same(await app.ctx.pruner.run(), { loginFlows: 1, sessions: 1, refreshTokens: 1 });
   t.equal(await count('login_flows'), 1, 'the live flow stays');
   const sessions = await db.selectFrom('sessions').select('id').execute();
-  t.same(sessions.map((s) => s.id), [active.tokens.sessionId], 'the idle-expired session is gone');
+  t.same(
+    sessions.map((s) => s.id),
+    [active.tokens.sessionId],
+    'the idle-expired session is gone',
+  );
   t.equal(await count('refresh_tokens'), 1, "only the active session's current token is left");
   t.equal((await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: rotated.refreshToken } })).statusCode, 200);
-  t.equal((await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: idle.tokens.refreshToken } })).statusCode, 401);
+  t.equal(
+    (await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: idle.tokens.refreshToken } })).statusCode,
+    401,
+  );
 
   clock.advance(4 * HOUR);
   t.same(await app.ctx.pruner.run(), { loginFlows: 1, sessions: 1, refreshTokens: 0 }, 'past the absolute lifetime');

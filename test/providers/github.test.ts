@@ -4,7 +4,7 @@ import t from 'tap';
 import { calculatePKCECodeChallenge } from 'oauth4webapi';
 import { GitHubProvider } from '../../src/providers/github.js';
 import { newFlowSecrets } from '../../src/providers/registry.js';
-import { startFakeGitHub } from '../helpers/fake-github.js';
+import { startFakeGitHub } from '../../fixtures/fake-github.js';
 import { providerConfig, providerError, testDeps } from '../helpers/providers.js';
 
 const gh = await startFakeGitHub();

@@ -3,7 +3,7 @@
 import t from 'tap';
 import { MicrosoftProvider } from '../../src/providers/microsoft.js';
 import { newFlowSecrets } from '../../src/providers/registry.js';
-import { startFakeOidc } from '../helpers/fake-oidc.js';
+import { startFakeOidc } from '../../fixtures/fake-oidc.js';
 import { providerConfig, providerError, testDeps } from '../helpers/providers.js';
 
 const TENANT_A = '11111111-2222-4333-8444-555555555555';

@@ -5,7 +5,7 @@ import { calculatePKCECodeChallenge } from 'oauth4webapi';
 import { OidcProvider, type OidcOptions } from '../../src/providers/oidc.js';
 import { newFlowSecrets } from '../../src/providers/registry.js';
 import type { FlowSecrets, ProviderError } from '../../src/providers/types.js';
-import { type FakeOidc, type IdTokenClaims, startFakeOidc } from '../helpers/fake-oidc.js';
+import { type FakeOidc, type IdTokenClaims, startFakeOidc } from '../../fixtures/fake-oidc.js';
 import { providerConfig, providerError, type TestDeps, testDeps } from '../helpers/providers.js';
 
 const DISCOVERY = '/.well-known/openid-configuration';
@@ -129,15 +129,29 @@ t.test('ID token rejections, each with its own reason', async (t) => {
     ['bad signature (published kid, another key)', 'id_token_signature', (c) => fake.sign(c, { key: 'foreign', kid: fake.kid })],
     ['key not in the JWKS', 'id_token_key', (c) => fake.sign(c, { key: 'foreign' })],
     ['alg none', 'id_token_alg', (c) => fake.sign(c, { alg: 'none' })],
-    ['alg none, even when advertised', 'id_token_alg', (c) => fake.sign(c, { alg: 'none' }), { id_token_signing_alg_values_supported: ['RS256', 'none'] }],
-    ['HS256 keyed with the client secret, even when advertised', 'id_token_alg', (c) => fake.sign(c, { alg: 'HS256' }), { id_token_signing_alg_values_supported: ['RS256', 'HS256'] }],
+    [
+      'alg none, even when advertised',
+      'id_token_alg',
+      (c) => fake.sign(c, { alg: 'none' }),
+      { id_token_signing_alg_values_supported: ['RS256', 'none'] },
+    ],
+    [
+      'HS256 keyed with the client secret, even when advertised',
+      'id_token_alg',
+      (c) => fake.sign(c, { alg: 'HS256' }),
+      { id_token_signing_alg_values_supported: ['RS256', 'HS256'] },
+    ],
     ['an algorithm the provider does not use (PS256)', 'id_token_alg', (c) => fake.sign(c, { alg: 'PS256' })],
     ['malformed', 'id_token_invalid', () => 'not-a.jwt'],
     ['wrong iss', 'id_token_iss', (c) => fake.sign({ ...c, iss: 'http://evil.example' })],
     ['missing iss', 'id_token_iss', (c) => fake.sign({ ...c, iss: undefined })],
     ['wrong aud', 'id_token_aud', (c) => fake.sign({ ...c, aud: 'another-client' })],
     ['extra aud without azp', 'id_token_azp', (c) => fake.sign({ ...c, aud: [fake.clientId, 'another-client'] })],
-    ['extra aud with a wrong azp', 'id_token_azp', (c) => fake.sign({ ...c, aud: [fake.clientId, 'another-client'], azp: 'another-client' })],
+    [
+      'extra aud with a wrong azp',
+      'id_token_azp',
+      (c) => fake.sign({ ...c, aud: [fake.clientId, 'another-client'], azp: 'another-client' }),
+    ],
     ['azp of another client', 'id_token_azp', (c) => fake.sign({ ...c, azp: 'another-client' })],
     ['missing nonce', 'id_token_nonce', (c) => fake.sign({ ...c, nonce: undefined })],
     ['wrong nonce', 'id_token_nonce', (c) => fake.sign({ ...c, nonce: 'n-0123456789abcdef0123456789' })],
@@ -229,7 +243,10 @@ t.test('callback: state mismatch, RFC 9207 iss parameter, provider errors, reuse
   t.match(deniedErr, { reason: 'access_denied', upstreamError: 'access_denied' });
   const failed = new URL(denied);
   failed.searchParams.set('error', 'temporarily_unavailable');
-  t.match(await providerError(provider.handleCallback(failed, b.flow)), { reason: 'upstream_error', upstreamError: 'temporarily_unavailable' });
+  t.match(await providerError(provider.handleCallback(failed, b.flow)), {
+    reason: 'upstream_error',
+    upstreamError: 'temporarily_unavailable',
+  });
   const foreign = new URL(denied);
   foreign.searchParams.set('state', 'y'.repeat(43));
   t.equal((await providerError(provider.handleCallback(foreign, b.flow))).reason, 'state_mismatch', 'an error for another flow');
@@ -237,7 +254,11 @@ t.test('callback: state mismatch, RFC 9207 iss parameter, provider errors, reuse
   fake.issParameter = undefined;
   const c = await start(provider);
   await provider.handleCallback(c.callback, c.flow);
-  t.match(await providerError(provider.handleCallback(c.callback, c.flow)), { reason: 'upstream_error', upstreamError: 'invalid_grant' }, 'a code works once');
+  t.match(
+    await providerError(provider.handleCallback(c.callback, c.flow)),
+    { reason: 'upstream_error', upstreamError: 'invalid_grant' },
+    'a code works once',
+  );
 
   const d = await start(provider);
   t.match(
@@ -265,11 +286,12 @@ t.test('the discovered issuer must be the configured one', async (t) => {
 t.test('upstream down or slow: upstream_unavailable, quickly', async (t) => {
   const closed = await startFakeOidc();
   await closed.close();
-  const unreachable = new OidcProvider(
-    providerConfig('gone', { ISSUER: closed.origin, CLIENT_ID: 'c', CLIENT_SECRET: 's' }),
-    testDeps(),
+  const unreachable = new OidcProvider(providerConfig('gone', { ISSUER: closed.origin, CLIENT_ID: 'c', CLIENT_SECRET: 's' }), testDeps());
+  t.equal(
+    (await providerError(unreachable.authorizationUrl(newFlowSecrets(unreachable)))).reason,
+    'upstream_unavailable',
+    'connection refused',
   );
-  t.equal((await providerError(unreachable.authorizationUrl(newFlowSecrets(unreachable)))).reason, 'upstream_unavailable', 'connection refused');
 
   const { provider, deps } = setup({ timeoutMs: 150 });
   deps.mode = 'stall';

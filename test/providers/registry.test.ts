@@ -6,7 +6,7 @@ import { GOOGLE_ISSUER, GoogleProvider } from '../../src/providers/google.js';
 import { MicrosoftProvider } from '../../src/providers/microsoft.js';
 import { OidcProvider } from '../../src/providers/oidc.js';
 import { createProviderRegistry, newFlowSecrets } from '../../src/providers/registry.js';
-import { startFakeOidc } from '../helpers/fake-oidc.js';
+import { startFakeOidc } from '../../fixtures/fake-oidc.js';
 import { providerConfig, testDeps } from '../helpers/providers.js';
 
 t.test('one instance per configured provider, by type, without I/O', async (t) => {
@@ -24,12 +24,15 @@ t.test('one instance per configured provider, by type, without I/O', async (t) =
   });
   const deps = testDeps();
   const registry = createProviderRegistry(config.providers, deps);
-  t.same(registry.list().map((p) => [p.id, p.type]), [
-    ['google', 'google'],
-    ['microsoft', 'microsoft'],
-    ['github', 'github'],
-    ['corp', 'oidc'],
-  ]);
+  t.same(
+    registry.list().map((p) => [p.id, p.type]),
+    [
+      ['google', 'google'],
+      ['microsoft', 'microsoft'],
+      ['github', 'github'],
+      ['corp', 'oidc'],
+    ],
+  );
   t.type(registry.get('google'), GoogleProvider);
   t.type(registry.get('microsoft'), MicrosoftProvider);
   t.type(registry.get('github'), GitHubProvider);
@@ -37,8 +40,14 @@ t.test('one instance per configured provider, by type, without I/O', async (t) =
   t.equal(registry.get('nope'), undefined);
   t.equal(registry.get('__proto__'), undefined);
   t.equal(registry.get('google')!.config.issuer, GOOGLE_ISSUER);
-  t.same(registry.list().map((p) => p.usesNonce), [true, true, false, true]);
-  t.same(registry.list().map((p) => p.trustEmail), [true, false, true, false]);
+  t.same(
+    registry.list().map((p) => p.usesNonce),
+    [true, true, false, true],
+  );
+  t.same(
+    registry.list().map((p) => p.trustEmail),
+    [true, false, true, false],
+  );
   t.equal(registry.get('corp')!.name, 'Corp');
   t.same(deps.fetched, [], 'nothing fetched');
 

@@ -4,38 +4,45 @@ import { buildTestApp } from '../helpers/app.js';
 import { databaseBehindProxy, postgresUrl } from '../helpers/db.js';
 import { signedIn } from '../helpers/users.js';
 
-t.test('the database stops and comes back', { skip: postgresUrl ? false : 'needs a Postgres server (DATABASE_URL or TEST_DATABASE_URL)' }, async (t) => {
-  const { storage, proxy } = await databaseBehindProxy(t);
-  const { app } = await buildTestApp(t, { storage });
-  const user = await signedIn(app);
-  const refresh = (token: string) => app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: token } });
+t.test(
+  'the database stops and comes back',
+  { skip: postgresUrl ? false : 'needs a Postgres server (DATABASE_URL or TEST_DATABASE_URL)' },
+  async (t) => {
+    const { storage, proxy } = await databaseBehindProxy(t);
+    const { app } = await buildTestApp(t, { storage });
+    const user = await signedIn(app);
+    const refresh = (token: string) => app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: token } });
 
-  await proxy.stop();
-  const started = Date.now();
-  const [res, info, ready] = await Promise.all([
-    refresh(user.tokens.refreshToken),
-    app.inject({ url: '/auth/userinfo', headers: { authorization: `Bearer ${user.tokens.accessToken}` } }),
-    app.inject('/readyz'),
-  ]);
-  t.ok(Date.now() - started < 5000, 'answers quickly, no hung request');
-  for (const r of [res, info]) {
-    t.equal(r.statusCode, 503);
-    t.same(r.json(), { error: 'temporarily_unavailable', error_description: 'The service is temporarily unavailable; try again shortly.' });
-    t.equal(r.headers['retry-after'], '5');
-  }
-  t.equal(ready.statusCode, 503);
-  t.equal((await app.inject('/healthz')).statusCode, 200, 'the process is alive');
-  await app.ctx.keys.tick().then(
-    () => t.fail('the key check cannot succeed without a database'),
-    () => t.pass('a failing key check rejects, and the timer only logs it'),
-  );
+    await proxy.stop();
+    const started = Date.now();
+    const [res, info, ready] = await Promise.all([
+      refresh(user.tokens.refreshToken),
+      app.inject({ url: '/auth/userinfo', headers: { authorization: `Bearer ${user.tokens.accessToken}` } }),
+      app.inject('/readyz'),
+    ]);
+    t.ok(Date.now() - started < 5000, 'answers quickly, no hung request');
+    for (const r of [res, info]) {
+      t.equal(r.statusCode, 503);
+      t.same(r.json(), {
+        error: 'temporarily_unavailable',
+        error_description: 'The service is temporarily unavailable; try again shortly.',
+      });
+      t.equal(r.headers['retry-after'], '5');
+    }
+    t.equal(ready.statusCode, 503);
+    t.equal((await app.inject('/healthz')).statusCode, 200, 'the process is alive');
+    await app.ctx.keys.tick().then(
+      () => t.fail('the key check cannot succeed without a database'),
+      () => t.pass('a failing key check rejects, and the timer only logs it'),
+    );
 
-  await proxy.restore();
-  let status = 0;
-  for (let i = 0; i < 30 && status !== 200; i++) {
-    status = (await refresh(user.tokens.refreshToken)).statusCode;
-    if (status !== 200) await new Promise((r) => setTimeout(r, 100));
-  }
-  t.equal(status, 200, 'the same refresh token works once the database is back: nothing was lost');
-  t.equal((await app.inject('/readyz')).statusCode, 200);
-});
+    await proxy.restore();
+    let status = 0;
+    for (let i = 0; i < 30 && status !== 200; i++) {
+      status = (await refresh(user.tokens.refreshToken)).statusCode;
+      if (status !== 200) await new Promise((r) => setTimeout(r, 100));
+    }
+    t.equal(status, 200, 'the same refresh token works once the database is back: nothing was lost');
+    t.equal((await app.inject('/readyz')).statusCode, 200);
+  },
+);

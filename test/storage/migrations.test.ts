@@ -35,8 +35,17 @@ t.test('constraints: one identity per provider subject, one active key', async (
     picture: null,
     raw_claims: '{}',
   };
-  await db.insertInto('identities').values({ id: crypto.randomUUID(), ...identity }).execute();
-  await t.rejects(db.insertInto('identities').values({ id: crypto.randomUUID(), ...identity }).execute(), /unique|duplicate/i);
+  await db
+    .insertInto('identities')
+    .values({ id: crypto.randomUUID(), ...identity })
+    .execute();
+  await t.rejects(
+    db
+      .insertInto('identities')
+      .values({ id: crypto.randomUUID(), ...identity })
+      .execute(),
+    /unique|duplicate/i,
+  );
 
   const key = (kid: string) => ({
     kid,

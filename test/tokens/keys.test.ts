@@ -126,7 +126,10 @@ t.test('rotate now publishes a key that signs after one JWKS cache period', asyn
   const { kid, activateAt } = await app.ctx.keys.rotateNow();
   t.equal(activateAt.getTime() - clock.now().getTime(), 300_000);
   t.equal(app.ctx.keys.signingKey().kid, before, 'not yet');
-  t.ok(app.ctx.keys.jwks().keys.some((k) => k.kid === kid), 'but published');
+  t.ok(
+    app.ctx.keys.jwks().keys.some((k) => k.kid === kid),
+    'but published',
+  );
   t.same(await app.ctx.keys.rotateNow(), { kid, activateAt }, 'asking twice schedules nothing more');
   clock.advance(300);
   await app.ctx.keys.tick();
@@ -138,7 +141,13 @@ t.test('instances sharing a database never make two active keys', async (t) => {
   const { storage } = await testDatabase(t);
   const instances = await Promise.all([1, 2, 3].map(() => buildTestApp(t, { storage, env: ENV, clock })));
   const count = async (state: string) =>
-    (await storage.db.selectFrom('signing_keys').select('kid').where('state', '=', state as 'active').execute()).length;
+    (
+      await storage.db
+        .selectFrom('signing_keys')
+        .select('kid')
+        .where('state', '=', state as 'active')
+        .execute()
+    ).length;
   t.equal(await count('active'), 1, 'one active key after three concurrent first starts');
   const kids = new Set(instances.map((i) => i.app.ctx.keys.signingKey().kid));
   t.equal(kids.size, 1, 'all sign with it');

@@ -78,15 +78,30 @@ t.test('refresh tokens', async (t) => {
     const successor = first.json().refresh_token;
     const replay = await refreshBody(user.tokens.refreshToken);
     t.equal(replay.statusCode, 401);
-    t.same(replay.json(), { error: 'invalid_grant', error_description: 'The refresh token was already used; the session has been revoked.' });
+    t.same(replay.json(), {
+      error: 'invalid_grant',
+      error_description: 'The refresh token was already used; the session has been revoked.',
+    });
     const after = await refreshBody(successor);
-    t.equal(after.statusCode, 401, "the successor dies with its session");
+    t.equal(after.statusCode, 401, 'the successor dies with its session');
     const session = await storage.db.selectFrom('sessions').selectAll().where('id', '=', user.tokens.sessionId).executeTakeFirstOrThrow();
     t.ok(session.revoked_at);
     t.equal(session.revoked_reason, 'refresh_reuse');
-    const tokens = await storage.db.selectFrom('refresh_tokens').select('revoked_at').where('session_id', '=', user.tokens.sessionId).execute();
-    t.ok(tokens.every((r) => r.revoked_at), 'every token of the session is revoked');
-    const audit = await storage.db.selectFrom('audit_events').selectAll().where('type', '=', 'refresh.reuse_detected').where('session_id', '=', user.tokens.sessionId).execute();
+    const tokens = await storage.db
+      .selectFrom('refresh_tokens')
+      .select('revoked_at')
+      .where('session_id', '=', user.tokens.sessionId)
+      .execute();
+    t.ok(
+      tokens.every((r) => r.revoked_at),
+      'every token of the session is revoked',
+    );
+    const audit = await storage.db
+      .selectFrom('audit_events')
+      .selectAll()
+      .where('type', '=', 'refresh.reuse_detected')
+      .where('session_id', '=', user.tokens.sessionId)
+      .execute();
     t.equal(audit.length, 1);
     t.match(audit[0], { outcome: 'failure', reason: 'refresh_token_reused', user_id: user.id });
     const userinfo = await app.inject({ url: '/auth/userinfo', headers: { authorization: `Bearer ${first.json().access_token}` } });

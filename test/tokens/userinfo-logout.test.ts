@@ -14,7 +14,16 @@ t.test('userinfo and logout', async (t) => {
     const user = await signedIn(app, { name: 'Grace', roles: ['ops'] });
     await storage.db
       .insertInto('identities')
-      .values({ id: crypto.randomUUID(), user_id: user.id, provider: 'corp', subject: 's-1', email: user.email, name: null, picture: null, raw_claims: '{}' })
+      .values({
+        id: crypto.randomUUID(),
+        user_id: user.id,
+        provider: 'corp',
+        subject: 's-1',
+        email: user.email,
+        name: null,
+        picture: null,
+        raw_claims: '{}',
+      })
       .execute();
     const res = await userinfo(user.tokens.accessToken);
     t.equal(res.statusCode, 200);
@@ -83,18 +92,29 @@ t.test('userinfo and logout', async (t) => {
     const refresh = await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: user.tokens.refreshToken } });
     t.equal(refresh.statusCode, 401);
     t.equal((await userinfo(user.tokens.accessToken)).statusCode, 401);
-    const audit = await storage.db.selectFrom('audit_events').selectAll().where('type', '=', 'logout').where('user_id', '=', user.id).execute();
+    const audit = await storage.db
+      .selectFrom('audit_events')
+      .selectAll()
+      .where('type', '=', 'logout')
+      .where('user_id', '=', user.id)
+      .execute();
     t.equal(audit.length, 1);
     t.equal(audit[0].session_id, user.tokens.sessionId);
   });
 
   t.test('POST logout with a Bearer access token or a body refresh token', async (t) => {
     const a = await signedIn(app);
-    t.equal((await app.inject({ method: 'POST', url: '/auth/logout', headers: { authorization: `Bearer ${a.tokens.accessToken}` } })).statusCode, 204);
+    t.equal(
+      (await app.inject({ method: 'POST', url: '/auth/logout', headers: { authorization: `Bearer ${a.tokens.accessToken}` } })).statusCode,
+      204,
+    );
     t.equal((await userinfo(a.tokens.accessToken)).statusCode, 401);
     const b = await signedIn(app);
     t.equal((await app.inject({ method: 'POST', url: '/auth/logout', payload: { refresh_token: b.tokens.refreshToken } })).statusCode, 204);
-    t.equal((await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: b.tokens.refreshToken } })).statusCode, 401);
+    t.equal(
+      (await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: b.tokens.refreshToken } })).statusCode,
+      401,
+    );
   });
 
   t.test('logout with a forged token changes nothing', async (t) => {
