@@ -62,6 +62,11 @@ export class GitHubProvider implements UpstreamProvider {
     url.searchParams.set('response_type', 'code');
     url.searchParams.set('scope', this.config.scopes.join(' '));
     url.searchParams.set('state', requireState(flow));
+    // GitHub has no prompt=login: its account picker is the closest it offers; `login` suggests an account.
+    // It reports no auth_time either, so a max_age cannot be checked: a login through GitHub proves only that
+    // this browser is signed in to that GitHub account now.
+    if (flow.prompt === 'login' || flow.prompt === 'select_account') url.searchParams.set('prompt', 'select_account');
+    if (flow.loginHint) url.searchParams.set('login', flow.loginHint);
     await setPkceChallenge(url, flow);
     return url;
   }
