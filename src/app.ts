@@ -23,6 +23,7 @@ import { discoveryRoutes } from './tokens/discovery.js';
 import { DatabaseKeyStore } from './tokens/key-store.js';
 import { KeyManager } from './tokens/keys.js';
 import { sessionRoutes } from './tokens/routes.js';
+import { RefreshTokenCodec } from './tokens/refresh-token.js';
 import { SecretBox } from './tokens/secret-box.js';
 import { SessionService } from './tokens/sessions.js';
 import { TokenService } from './tokens/tokens.js';
@@ -62,14 +63,18 @@ export function buildApp(config: Config & { secretKey: Buffer }, deps: AppDeps):
 
   const now = deps.now ?? (() => new Date());
   const db = deps.storage.db;
+  // the current SECRET_KEY, then a previous one accepted for reading during a key change
+  const secretKeys = config.secretKeyPrevious ? [config.secretKey, config.secretKeyPrevious] : [config.secretKey];
+  const refreshTokens = new RefreshTokenCodec(secretKeys);
   const keys = new KeyManager(
     new DatabaseKeyStore(db),
-    new SecretBox(config.secretKey, 'signing keys'),
+    new SecretBox(secretKeys, 'signing keys'),
     {
       alg: config.signingAlg,
       rotationInterval: config.keyRotationInterval,
       jwksMaxAge: config.jwksMaxAge,
-      maxTokenLifetime: Math.max(config.accessTokenTtl, config.refreshTokenTtl),
+      // refresh tokens are not signed with these keys: only access tokens count
+      maxTokenLifetime: config.accessTokenTtl,
       now,
       log: app.log,
       tickIntervalMs: config.keyCheckInterval * 1000,
@@ -105,7 +110,16 @@ export function buildApp(config: Config & { secretKey: Buffer }, deps: AppDeps):
     draining: false,
     keys,
     tokens,
-    sessions: new SessionService(db, tokens, config, now, app.log, (outcome) => metrics.refreshOutcome(outcome)),
+    refreshTokens,
+    sessions: new SessionService({
+      storage: deps.storage,
+      tokens,
+      codec: refreshTokens,
+      config,
+      now,
+      log: app.log,
+      onRefresh: (outcome) => metrics.refreshOutcome(outcome),
+    }),
     providers: createProviderRegistry(config.providers, { fetch: fetchImpl, now, timeoutMs: config.upstreamTimeoutMs }),
     flows: new FlowStore(db, config, now),
     identities: new IdentityService(db, now),

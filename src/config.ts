@@ -40,12 +40,18 @@ export interface Config {
   dataDir: string;
   /** ≥32 bytes; undefined only before loadConfig() has generated the development key */
   secretKey: Buffer | undefined;
+  /** a previous SECRET_KEY still accepted for reading (signing keys, refresh tokens) during a key change */
+  secretKeyPrevious: Buffer | undefined;
   providers: ProviderConfig[];
   allowedOrigins: string[];
   accessTokenTtl: number;
   accessTokenAudience: string[];
   refreshTokenTtl: number;
   sessionMaxAge: number;
+  /** seconds in which a just-rotated refresh token, presented again before its successor was used, gets that successor */
+  refreshGracePeriod: number;
+  /** linking an identity needs an upstream authentication at most this many seconds old */
+  linkMaxAuthAge: number;
   signingAlg: SigningAlg;
   keyRotationInterval: number;
   /** max-age of /.well-known/jwks.json; a new key is published at least this long before it signs */
@@ -174,6 +180,17 @@ export function parseConfig(env: Env): Config {
   } else if (appEnv === 'production') {
     problems.push('SECRET_KEY is required when NODE_ENV=production (e.g. `openssl rand -base64 32`)');
   }
+  let secretKeyPrevious: Buffer | undefined;
+  const rawPrevious = str('SECRET_KEY_PREVIOUS');
+  if (rawPrevious !== undefined) {
+    secretKeyPrevious = decodeSecret(rawPrevious);
+    if (!secretKeyPrevious || secretKeyPrevious.length < 32) {
+      problems.push('SECRET_KEY_PREVIOUS must be the previous SECRET_KEY, as it was set (hex or base64, at least 32 bytes)');
+      secretKeyPrevious = undefined;
+    } else if (rawSecret === undefined) {
+      problems.push('SECRET_KEY_PREVIOUS is only read together with a new SECRET_KEY');
+    }
+  }
 
   const allowedOrigins: string[] = [];
   for (const o of list('ALLOWED_ORIGINS') ?? [publicUrlParsed.origin]) {
@@ -190,9 +207,8 @@ export function parseConfig(env: Env): Config {
   const accessTokenAudience = list('ACCESS_TOKEN_AUDIENCE') ?? [issuer];
   const refreshTokenTtl = int('REFRESH_TOKEN_TTL', 1209600, 60);
   const sessionMaxAge = int('SESSION_MAX_AGE', 2592000, 60);
-  if (sessionMaxAge < refreshTokenTtl) {
-    // Not an error: the absolute limit simply wins. Documented in the README.
-  }
+  const refreshGracePeriod = int('REFRESH_GRACE_PERIOD', 10, 0, 60);
+  const linkMaxAuthAge = int('LINK_MAX_AUTH_AGE', 300, 30, 3600);
 
   const algRaw = str('SIGNING_ALG') ?? 'ES256';
   const signingAlg = (SIGNING_ALGS as readonly string[]).includes(algRaw) ? (algRaw as SigningAlg) : 'ES256';
@@ -326,12 +342,15 @@ export function parseConfig(env: Env): Config {
     databaseUrl,
     dataDir,
     secretKey,
+    secretKeyPrevious,
     providers,
     allowedOrigins,
     accessTokenTtl,
     accessTokenAudience,
     refreshTokenTtl,
     sessionMaxAge,
+    refreshGracePeriod,
+    linkMaxAuthAge,
     signingAlg,
     keyRotationInterval,
     jwksMaxAge,

@@ -12,9 +12,17 @@ export interface PoolStats {
   waiting: number;
 }
 
+/** A statement the hot paths run as a named prepared statement: Postgres parses and plans it once per connection. */
+export interface PreparedStatement {
+  name: string;
+  text: string;
+}
+
 export interface Storage {
   kind: 'postgres' | 'pglite';
   db: Kysely<Database>;
+  /** Runs one prepared statement outside any transaction and returns its rows. */
+  prepared<R>(statement: PreparedStatement, values: unknown[]): Promise<R[]>;
   /** Resolves when the database answers a trivial query within timeoutMs, rejects otherwise. */
   ping(timeoutMs?: number): Promise<void>;
   poolStats(): PoolStats;
@@ -40,6 +48,8 @@ export async function openStorage(options: StorageOptions): Promise<Storage> {
     return {
       kind: 'postgres',
       db,
+      prepared: async <R>(st: PreparedStatement, values: unknown[]) =>
+        (await pool.query<R & pg.QueryResultRow>({ name: st.name, text: st.text, values })).rows,
       ping: (timeoutMs = 2000) =>
         withTimeout(
           sql`select 1`.execute(db).then(() => undefined),
@@ -61,6 +71,15 @@ export async function openStorage(options: StorageOptions): Promise<Storage> {
   return {
     kind: 'pglite',
     db,
+    prepared: async <R>(st: PreparedStatement, values: unknown[]) => {
+      // one holder of the embedded database at a time, as for every other query
+      const client = await pool.connect();
+      try {
+        return (await client.query<R>(st.text, values)).rows;
+      } finally {
+        client.release();
+      }
+    },
     ping: (timeoutMs = 2000) =>
       withTimeout(
         sql`select 1`.execute(db).then(() => undefined),

@@ -22,6 +22,8 @@ export interface KeyStoreTx {
   /** pulls a scheduled key's activation time earlier or later */
   reschedule(kid: string, activateAt: Date): Promise<void>;
   remove(kid: string): Promise<void>;
+  /** replaces a key's encrypted private part (sealed again under the current SECRET_KEY) */
+  reseal(kid: string, privateJwkEnc: string): Promise<void>;
 }
 
 export interface KeyStore {
@@ -77,6 +79,9 @@ export class DatabaseKeyStore implements KeyStore {
         },
         remove: async (kid) => {
           await trx.deleteFrom('signing_keys').where('kid', '=', kid).execute();
+        },
+        reseal: async (kid, privateJwkEnc) => {
+          await trx.updateTable('signing_keys').set({ private_jwk_enc: privateJwkEnc }).where('kid', '=', kid).execute();
         },
       });
     });

@@ -1,13 +1,14 @@
 // Signing key lifecycle: next → active → retired → removed. A new key is published in the JWKS at least one
 // JWKS cache period (JWKS_MAX_AGE) before it signs; a retired key stays published until every token it signed
 // has expired. Changes happen under the store's rotation lock, so instances sharing a database agree.
-import { randomUUID } from 'node:crypto';
-import { type CryptoKey, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
+import { createPrivateKey, createPublicKey, type KeyObject, randomUUID } from 'node:crypto';
+import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import type { FastifyBaseLogger } from 'fastify';
 import type { SigningAlg } from '../config.js';
 import { unavailable } from '../errors.js';
 import type { SigningKeyRow } from '../storage/schema.js';
 import type { KeyStore, KeyStoreTx } from './key-store.js';
+import type { JwsAlg } from './jws.js';
 import type { SecretBox } from './secret-box.js';
 
 export interface PublicJwk extends JWK {
@@ -19,12 +20,12 @@ export interface PublicJwk extends JWK {
 
 export interface LoadedKey {
   kid: string;
-  alg: string;
+  alg: JwsAlg;
   state: SigningKeyRow['state'];
   publicJwk: PublicJwk;
-  publicKey: CryptoKey;
+  publicKey: KeyObject;
   /** decrypted for the active and the next key only */
-  privateKey: CryptoKey | undefined;
+  privateKey: KeyObject | undefined;
   publishAt: Date;
   activateAt: Date;
   activatedAt: Date | null;
@@ -55,6 +56,8 @@ export class KeyManager {
   #loadError: string | undefined;
   #lastUnknownKidReload = 0;
   #jwks: { value: { keys: PublicJwk[] }; validUntil: number } | undefined;
+  #unreadable: string[] = [];
+  #reportedUnreadable = false;
   #algorithms: string[] = [];
   #timer: NodeJS.Timeout | undefined;
   #ticking: Promise<void> | undefined;
@@ -133,6 +136,15 @@ export class KeyManager {
         events.push({ kind: 'removed', kid: k.kid, alg: k.alg });
       }
     }
+    for (const k of keys) {
+      if (k.state === 'retired') continue;
+      // a key sealed under SECRET_KEY_PREVIOUS is sealed again under SECRET_KEY, so the previous one can go
+      const opened = this.box.tryOpen(k.private_jwk_enc, k.kid);
+      if (opened && !opened.current) {
+        await tx.reseal(k.kid, this.box.seal(opened.plaintext, k.kid));
+        this.opts.log.info({ kid: k.kid }, 'signing key re-encrypted under the current SECRET_KEY');
+      }
+    }
     const active = keys.find((k) => k.state === 'active');
     const next = keys.find((k) => k.state === 'next');
     if (!active) {
@@ -196,24 +208,20 @@ export class KeyManager {
   async reload(): Promise<void> {
     const rows = await this.store.list();
     const keys = new Map<string, LoadedKey>();
-    let error: string | undefined;
+    const unreadable: string[] = [];
     for (const row of rows) {
       const known = this.#keys.get(row.kid);
       const publicJwk = row.public_jwk as unknown as PublicJwk;
-      const publicKey = known?.publicKey ?? ((await importJWK(publicJwk, row.alg)) as CryptoKey);
+      const publicKey = known?.publicKey ?? createPublicKey({ key: publicJwk as JWK & { kty: string }, format: 'jwk' });
       let privateKey = known?.privateKey;
       if (!privateKey && (row.state === 'active' || row.state === 'next')) {
-        try {
-          const jwk = JSON.parse(this.box.open(row.private_jwk_enc, row.kid)) as JWK;
-          privateKey = (await importJWK(jwk, row.alg)) as CryptoKey;
-        } catch {
-          error = `signing key ${row.kid} cannot be decrypted: was SECRET_KEY changed?`;
-          this.opts.log.error({ kid: row.kid }, error);
-        }
+        const jwk = this.box.tryOpen(row.private_jwk_enc, row.kid);
+        if (jwk) privateKey = createPrivateKey({ key: JSON.parse(jwk.plaintext) as JWK & { kty: string }, format: 'jwk' });
+        else unreadable.push(row.kid);
       }
       keys.set(row.kid, {
         kid: row.kid,
-        alg: row.alg,
+        alg: row.alg as JwsAlg,
         state: row.state,
         publicJwk,
         publicKey,
@@ -229,14 +237,28 @@ export class KeyManager {
     this.#algorithms = [...new Set([...keys.values()].map((k) => k.alg))];
     this.#jwks = undefined;
     this.#active = [...keys.values()].find((k) => k.state === 'active' && k.privateKey);
-    this.#loadError = this.#active ? undefined : (error ?? 'no active signing key');
+    this.#unreadable = unreadable;
+    if (unreadable.length > 0 && !this.#reportedUnreadable) {
+      this.#reportedUnreadable = true;
+      this.opts.log.error({ kids: unreadable }, UNREADABLE_KEYS_HELP);
+    }
+    this.#loadError = this.#active
+      ? undefined
+      : unreadable.length > 0
+        ? 'the signing keys cannot be decrypted with SECRET_KEY (see the log for what to do)'
+        : 'no active signing key';
   }
 
   /** The key that signs now; 503 when none is loaded. */
-  signingKey(): LoadedKey & { privateKey: CryptoKey } {
+  signingKey(): LoadedKey & { privateKey: KeyObject } {
     const k = this.#active;
     if (!k?.privateKey) throw unavailable('No signing key is loaded.');
-    return k as LoadedKey & { privateKey: CryptoKey };
+    return k as LoadedKey & { privateKey: KeyObject };
+  }
+
+  /** kids of stored next/active keys that neither SECRET_KEY nor SECRET_KEY_PREVIOUS opens */
+  unreadableKeys(): string[] {
+    return this.#unreadable;
   }
 
   /** readiness: resolves when a signing key is loaded */
@@ -246,12 +268,14 @@ export class KeyManager {
 
   /**
    * The public key for a kid. An unknown kid may be a key another instance just made: reload at most once
-   * every 10 seconds before giving up.
+   * every 10 seconds before giving up. A known kid answers synchronously (no promise on the hot path).
    */
-  async verificationKey(kid: string | undefined): Promise<LoadedKey | undefined> {
+  verificationKey(kid: string | undefined): LoadedKey | undefined | Promise<LoadedKey | undefined> {
     if (!kid) return undefined;
-    const known = this.#keys.get(kid);
-    if (known) return known;
+    return this.#keys.get(kid) ?? this.#reloadForUnknownKid(kid);
+  }
+
+  async #reloadForUnknownKid(kid: string): Promise<LoadedKey | undefined> {
     const now = Date.now();
     if (now - this.#lastUnknownKidReload < 10_000) return undefined;
     this.#lastUnknownKidReload = now;
@@ -285,6 +309,14 @@ export class KeyManager {
     return this.#algorithms;
   }
 }
+
+/** What an operator can do when SECRET_KEY no longer opens the signing keys (the README's "SECRET_KEY" section). */
+export const UNREADABLE_KEYS_HELP =
+  'signing keys cannot be decrypted with SECRET_KEY: was it changed? Either restore the previous SECRET_KEY, or ' +
+  'set SECRET_KEY_PREVIOUS to the previous value (keys and refresh tokens are then read with it and re-encrypted ' +
+  'under the new key), or, if the previous key is lost, run `npm run keys -- drop-unreadable` (production: ' +
+  '`node dist/src/keys-cli.js drop-unreadable`) to delete those keys: a new key is made at the next start, tokens ' +
+  'they signed stop verifying and every session must sign in again.';
 
 const PUBLIC_MEMBERS = ['kty', 'crv', 'x', 'y', 'n', 'e', 'kid', 'alg', 'use'] as const;
 

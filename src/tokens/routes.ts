@@ -10,6 +10,7 @@ import { clearSessionCookie, readSessionCookie, setSessionCookie } from '../http
 import { perMinute } from '../http/rate-limit.js';
 import { resolveReturnTo } from '../http/return-to.js';
 import { ErrorBody } from '../schemas.js';
+import { preparedQuery } from '../storage/prepared.js';
 import { liveSession } from './sessions.js';
 import { TokenRejected } from './tokens.js';
 
@@ -39,8 +40,35 @@ const UserInfo = Type.Object({
   ),
 });
 
+interface UserInfoRow {
+  id: string;
+  email: string | null;
+  email_verified: boolean;
+  name: string | null;
+  picture: string | null;
+  roles: string[];
+  identities: { provider: string; subject: string; email: string | null }[];
+}
+
 export async function sessionRoutes(app: App): Promise<void> {
   const { config } = app.ctx;
+  const userinfoQuery = preparedQuery<'sid' | 'sub' | 'now', UserInfoRow>('gw_userinfo', (slot) =>
+    liveSession(app.ctx.storage.db, slot('sid'), slot('sub'), slot('now')).select((eb) => [
+      'u.id',
+      'u.email',
+      'u.email_verified',
+      'u.name',
+      'u.picture',
+      'u.roles',
+      jsonArrayFrom(
+        eb
+          .selectFrom('identities as i')
+          .select(['i.provider', 'i.subject', 'i.email'])
+          .whereRef('i.user_id', '=', 'u.id')
+          .orderBy('i.created_at'),
+      ).as('identities'),
+    ]),
+  );
   // CORS (with cookies) only for the exact ALLOWED_ORIGINS, only on these routes
   await app.register(cors, {
     origin: config.allowedOrigins,
@@ -96,16 +124,19 @@ export async function sessionRoutes(app: App): Promise<void> {
 
   /** Revokes the session named by the cookie, a body refresh token or a Bearer access token. */
   const logout = async (request: FastifyRequest, reply: FastifyReply, bodyToken: string | undefined) => {
-    const { sessions, tokens } = app.ctx;
+    const { sessions, tokens, refreshTokens } = app.ctx;
     let sessionId: string | undefined;
     const access = bearerToken(request);
     const refresh = bodyToken ?? readSessionCookie(request, config);
-    try {
-      // RFC 7009 section 2.2: an invalid or expired token is not an error for the caller
-      if (refresh) sessionId = (await tokens.verifyRefresh(refresh, { allowExpired: true })).sid;
-      else if (access) sessionId = (await tokens.verifyAccess(access)).sid;
-    } catch (err) {
-      if (!(err instanceof TokenRejected)) throw err;
+    // RFC 7009 section 2.2: an invalid or expired token is not an error for the caller. Any token of the
+    // session's chain names it: an older one ends it just as well.
+    if (refresh) sessionId = refreshTokens.parse(refresh)?.sessionId;
+    else if (access) {
+      try {
+        sessionId = (await tokens.verifyAccess(access)).sid;
+      } catch (err) {
+        if (!(err instanceof TokenRejected)) throw err;
+      }
     }
     if (sessionId) await sessions.revoke(sessionId, { reason: 'logout', actor: 'user', ip: request.ip, auditType: 'logout' });
     clearSessionCookie(reply, config);
@@ -150,24 +181,8 @@ export async function sessionRoutes(app: App): Promise<void> {
         throw invalidToken(err.reason === 'expired' ? 'The access token has expired.' : 'The access token is invalid.');
       throw err;
     }
-    // one round trip: the session, its user and the user's identities
-    const row = await liveSession(storage.db, claims.sid, claims.sub, now())
-      .select((eb) => [
-        'u.id',
-        'u.email',
-        'u.email_verified',
-        'u.name',
-        'u.picture',
-        'u.roles',
-        jsonArrayFrom(
-          eb
-            .selectFrom('identities as i')
-            .select(['i.provider', 'i.subject', 'i.email'])
-            .whereRef('i.user_id', '=', 'u.id')
-            .orderBy('i.created_at'),
-        ).as('identities'),
-      ])
-      .executeTakeFirst();
+    // one prepared statement: the session, its user and the user's identities
+    const [row] = await userinfoQuery.run(storage, { sid: claims.sid, sub: claims.sub, now: now() });
     if (!row) {
       throw invalidToken('The session of this access token has ended.');
     }

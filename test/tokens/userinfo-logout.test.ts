@@ -119,7 +119,8 @@ t.test('userinfo and logout', async (t) => {
 
   t.test('logout with a forged token changes nothing', async (t) => {
     const victim = await signedIn(app);
-    const forged = await resignWithForeignKey(victim.tokens.refreshToken);
+    const rt = victim.tokens.refreshToken;
+    const forged = `${rt.slice(0, -2)}${rt.at(-2) === 'A' ? 'B' : 'A'}${rt.at(-1)}`;
     const res = await app.inject({ method: 'POST', url: '/auth/logout', payload: { refresh_token: forged } });
     t.equal(res.statusCode, 204, 'logout never reports whether a token was valid');
     t.equal((await userinfo(victim.tokens.accessToken)).statusCode, 200, "the victim's session is untouched");
