@@ -43,6 +43,8 @@ export interface KeyManagerOptions {
   log: FastifyBaseLogger;
   /** how often instances look for due rotations and for keys another instance made (ms) */
   tickIntervalMs?: number;
+  /** the algorithms ID tokens are asked to be signed with (the registered clients'), besides SIGNING_ALG */
+  idTokenAlgs?: () => Promise<SigningAlg[]>;
 }
 
 export type RotationEvent = { kind: 'created' | 'activated' | 'retired' | 'removed'; kid: string; alg: string };
@@ -53,6 +55,9 @@ const SKEW = 120;
 export class KeyManager {
   #keys = new Map<string, LoadedKey>();
   #active: LoadedKey | undefined;
+  #activeByAlg = new Map<string, LoadedKey>();
+  /** the algorithms the last rotation check kept keys for */
+  #wanted: SigningAlg[];
   #loadError: string | undefined;
   #lastUnknownKidReload = 0;
   #jwks: { value: { keys: PublicJwk[] }; validUntil: number } | undefined;
@@ -69,7 +74,9 @@ export class KeyManager {
     private readonly box: SecretBox,
     private readonly opts: KeyManagerOptions,
     private readonly onEvent: (e: RotationEvent, at: Date) => Promise<void> | void = () => {},
-  ) {}
+  ) {
+    this.#wanted = [opts.alg];
+  }
 
   /** Creates the first key if there is none, applies due rotations, loads keys and starts the timer. */
   async start(): Promise<void> {
@@ -110,14 +117,14 @@ export class KeyManager {
     const { result, events } = await this.store.withRotationLock(async (tx) => {
       const events: RotationEvent[] = [];
       const keys = await tx.list();
-      const next = keys.find((k) => k.state === 'next');
+      const next = keys.find((k) => k.state === 'next' && k.alg === this.opts.alg);
       if (next) {
         // already scheduled: bring it forward to the earliest safe moment
         const earliest = new Date(Math.max(next.publish_at.getTime() + this.opts.jwksMaxAge * 1000, now.getTime()));
         if (next.activate_at > earliest) await tx.reschedule(next.kid, earliest);
         return { result: { kid: next.kid, activateAt: next.activate_at > earliest ? earliest : next.activate_at }, events };
       }
-      const kid = await this.#create(tx, 'next', now, activateAt);
+      const kid = await this.#create(tx, this.opts.alg, 'next', now, activateAt);
       events.push({ kind: 'created', kid, alg: this.opts.alg });
       return { result: { kid, activateAt }, events };
     });
@@ -145,40 +152,119 @@ export class KeyManager {
         this.opts.log.info({ kid: k.kid }, 'signing key re-encrypted under the current SECRET_KEY');
       }
     }
-    const active = keys.find((k) => k.state === 'active');
-    const next = keys.find((k) => k.state === 'next');
-    if (!active) {
-      // first start (nothing can have cached a JWKS yet) or a store emptied by hand: sign at once
-      if (next) {
-        await tx.activate(next.kid, now);
-        events.push({ kind: 'activated', kid: next.kid, alg: next.alg });
-      } else {
-        const kid = await this.#create(tx, 'active', now, now);
-        events.push({ kind: 'created', kid, alg: this.opts.alg }, { kind: 'activated', kid, alg: this.opts.alg });
-      }
-      return events;
-    }
-    if (next && next.activate_at <= now) {
-      const removeAt = new Date(now.getTime() + (this.opts.maxTokenLifetime + SKEW) * 1000);
-      await tx.retire(active.kid, now, removeAt);
-      await tx.activate(next.kid, now);
-      events.push({ kind: 'retired', kid: active.kid, alg: active.alg }, { kind: 'activated', kid: next.kid, alg: next.alg });
-      return events;
-    }
-    const activatedAt = (active.activated_at ?? active.activate_at).getTime();
-    const dueAt = activatedAt + this.opts.rotationInterval * 1000;
-    const algChanged = active.alg !== this.opts.alg;
-    if (!next && (algChanged || now.getTime() >= dueAt - this.opts.jwksMaxAge * 1000)) {
-      // publish now, sign once every verifier's cached JWKS has expired
-      const activateAt = new Date(Math.max(now.getTime() + this.opts.jwksMaxAge * 1000, algChanged ? 0 : dueAt));
-      const kid = await this.#create(tx, 'next', now, activateAt);
-      events.push({ kind: 'created', kid, alg: this.opts.alg });
-    }
+    const live = keys.filter((k) => !events.some((e) => e.kid === k.kid));
+    const wanted = await this.#wantedAlgs();
+    this.#wanted = wanted;
+    await this.#keepAccessKey(tx, live, now, events);
+    for (const alg of wanted) if (alg !== this.opts.alg) await this.#keepIdTokenKey(tx, alg, live, now, events);
+    await this.#dropUnwanted(tx, live, wanted, now, events);
     return events;
   }
 
-  async #create(tx: KeyStoreTx, state: 'next' | 'active', now: Date, activateAt: Date): Promise<string> {
+  /** SIGNING_ALG and the algorithms of ID tokens some client asks for (OIDC Core: RS256 by default). */
+  async #wantedAlgs(): Promise<SigningAlg[]> {
+    const extra = this.opts.idTokenAlgs ? await this.opts.idTokenAlgs() : [];
+    return [...new Set([this.opts.alg, ...extra])];
+  }
+
+  /**
+   * The access-token key (SIGNING_ALG). The very first key signs at once (nothing can have cached a JWKS yet);
+   * after that a new key, also one of a new SIGNING_ALG, is published one JWKS cache period before it signs,
+   * while the current one goes on signing.
+   */
+  async #keepAccessKey(tx: KeyStoreTx, keys: SigningKeyRow[], now: Date, events: RotationEvent[]): Promise<void> {
     const alg = this.opts.alg;
+    const active = keys.find((k) => k.state === 'active' && k.alg === alg);
+    const next = keys.find((k) => k.state === 'next' && k.alg === alg);
+    const anyActive = keys.some((k) => k.state === 'active');
+    if (!active && !anyActive) {
+      // first start, or a store emptied by hand: sign at once
+      if (next) {
+        await tx.activate(next.kid, now);
+        events.push({ kind: 'activated', kid: next.kid, alg });
+      } else {
+        const kid = await this.#create(tx, alg, 'active', now, now);
+        events.push({ kind: 'created', kid, alg }, { kind: 'activated', kid, alg });
+      }
+      return;
+    }
+    if (!active) {
+      // SIGNING_ALG changed: the key of the old algorithm signs until one of the new one is safely published
+      if (!next) {
+        const kid = await this.#create(tx, alg, 'next', now, new Date(now.getTime() + this.opts.jwksMaxAge * 1000));
+        events.push({ kind: 'created', kid, alg });
+      } else if (next.activate_at <= now) {
+        await tx.activate(next.kid, now);
+        events.push({ kind: 'activated', kid: next.kid, alg });
+      }
+      return;
+    }
+    await this.#rotateWhenDue(tx, active, next, now, events);
+  }
+
+  /**
+   * An ID-token key. The first key of an algorithm signs at once: no verifier can hold a key set it is missing
+   * from yet (an RP that finds no key for a kid fetches the JWKS again, OIDC Core 10.1.1); later keys are
+   * pre-published like every other.
+   */
+  async #keepIdTokenKey(tx: KeyStoreTx, alg: SigningAlg, keys: SigningKeyRow[], now: Date, events: RotationEvent[]): Promise<void> {
+    const active = keys.find((k) => k.state === 'active' && k.alg === alg);
+    const next = keys.find((k) => k.state === 'next' && k.alg === alg);
+    if (!active) {
+      if (next) {
+        await tx.activate(next.kid, now);
+        events.push({ kind: 'activated', kid: next.kid, alg });
+      } else {
+        const kid = await this.#create(tx, alg, 'active', now, now);
+        events.push({ kind: 'created', kid, alg }, { kind: 'activated', kid, alg });
+      }
+      return;
+    }
+    await this.#rotateWhenDue(tx, active, next, now, events);
+  }
+
+  /** Every KEY_ROTATION_INTERVAL: publish the next key one JWKS cache period early, then switch to it. */
+  async #rotateWhenDue(tx: KeyStoreTx, active: SigningKeyRow, next: SigningKeyRow | undefined, now: Date, events: RotationEvent[]) {
+    if (next && next.activate_at <= now) {
+      await tx.retire(active.kid, now, this.#removeAt(now));
+      await tx.activate(next.kid, now);
+      events.push({ kind: 'retired', kid: active.kid, alg: active.alg }, { kind: 'activated', kid: next.kid, alg: next.alg });
+      return;
+    }
+    const dueAt = (active.activated_at ?? active.activate_at).getTime() + this.opts.rotationInterval * 1000;
+    if (!next && now.getTime() >= dueAt - this.opts.jwksMaxAge * 1000) {
+      // publish now, sign once every verifier's cached JWKS has expired
+      const activateAt = new Date(Math.max(now.getTime() + this.opts.jwksMaxAge * 1000, dueAt));
+      const kid = await this.#create(tx, active.alg as SigningAlg, 'next', now, activateAt);
+      events.push({ kind: 'created', kid, alg: active.alg });
+    }
+  }
+
+  /**
+   * Keys of an algorithm no longer used: an active one retires (it stays published until what it signed has
+   * expired) once SIGNING_ALG has its own active key; a next one, which never signed, goes at once.
+   */
+  async #dropUnwanted(tx: KeyStoreTx, keys: SigningKeyRow[], wanted: SigningAlg[], now: Date, events: RotationEvent[]) {
+    const accessReady =
+      keys.some((k) => k.state === 'active' && k.alg === this.opts.alg) ||
+      events.some((e) => e.kind === 'activated' && e.alg === this.opts.alg);
+    for (const k of keys) {
+      if ((wanted as string[]).includes(k.alg)) continue;
+      if (k.state === 'next') {
+        await tx.remove(k.kid);
+        events.push({ kind: 'removed', kid: k.kid, alg: k.alg });
+      } else if (k.state === 'active' && accessReady) {
+        await tx.retire(k.kid, now, this.#removeAt(now));
+        events.push({ kind: 'retired', kid: k.kid, alg: k.alg });
+      }
+    }
+  }
+
+  #removeAt(now: Date): Date {
+    return new Date(now.getTime() + (this.opts.maxTokenLifetime + SKEW) * 1000);
+  }
+
+  async #create(tx: KeyStoreTx, alg: SigningAlg, state: 'next' | 'active', now: Date, activateAt: Date): Promise<string> {
     const kid = randomUUID();
     const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true });
     const [publicJwk, privateJwk] = await Promise.all([exportJWK(publicKey), exportJWK(privateKey)]);
@@ -236,7 +322,15 @@ export class KeyManager {
     this.#keys = keys;
     this.#algorithms = [...new Set([...keys.values()].map((k) => k.alg))];
     this.#jwks = undefined;
-    this.#active = [...keys.values()].find((k) => k.state === 'active' && k.privateKey);
+    const active = [...keys.values()].filter((k) => k.state === 'active' && k.privateKey);
+    this.#activeByAlg = new Map(active.map((k) => [k.alg, k]));
+    // access tokens: SIGNING_ALG's key, or while a new SIGNING_ALG is being published, the old algorithm's
+    // key, which is one that no ID token asks for
+    this.#active =
+      this.#activeByAlg.get(this.opts.alg) ??
+      active
+        .sort((a, b) => (b.activatedAt?.getTime() ?? 0) - (a.activatedAt?.getTime() ?? 0))
+        .find((k) => !this.#wanted.includes(k.alg as SigningAlg));
     this.#unreadable = unreadable;
     if (unreadable.length > 0 && !this.#reportedUnreadable) {
       this.#reportedUnreadable = true;
@@ -249,10 +343,24 @@ export class KeyManager {
         : 'no active signing key';
   }
 
-  /** The key that signs now; 503 when none is loaded. */
+  /** The key that signs access tokens now (SIGNING_ALG's, or the old algorithm's while a new one is published); 503 when none. */
   signingKey(): LoadedKey & { privateKey: KeyObject } {
     const k = this.#active;
     if (!k?.privateKey) throw unavailable('No signing key is loaded.');
+    return k as LoadedKey & { privateKey: KeyObject };
+  }
+
+  /**
+   * The active key of an algorithm (ID tokens). A client may have just asked for an algorithm no key exists for
+   * yet: one rotation check makes it, once; 503 when there is still none.
+   */
+  async signingKeyFor(alg: string): Promise<LoadedKey & { privateKey: KeyObject }> {
+    let k = this.#activeByAlg.get(alg);
+    if (!k) {
+      await this.tick();
+      k = this.#activeByAlg.get(alg);
+    }
+    if (!k?.privateKey) throw unavailable(`No ${alg} signing key is loaded.`);
     return k as LoadedKey & { privateKey: KeyObject };
   }
 

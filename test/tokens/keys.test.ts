@@ -2,6 +2,10 @@ import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { createVerifier, type DecodedJwt } from 'fast-jwt';
 import buildGetJwks from 'get-jwks';
 import t from 'tap';
+import type { SigningAlg } from '../../src/config.js';
+import { DatabaseKeyStore } from '../../src/tokens/key-store.js';
+import { KeyManager } from '../../src/tokens/keys.js';
+import { SecretBox } from '../../src/tokens/secret-box.js';
 import { buildTestApp, TestClock } from '../helpers/app.js';
 import { testDatabase } from '../helpers/db.js';
 import { signedIn } from '../helpers/users.js';
@@ -196,4 +200,52 @@ t.test('changing SIGNING_ALG rotates to a key of the new algorithm', async (t) =
   clock.advance(300);
   await app.ctx.keys.tick();
   t.equal(app.ctx.keys.signingKey().alg, 'EdDSA');
+});
+
+t.test('ID-token algorithms get keys of their own, each rotating on its own; an unused one retires', async (t) => {
+  const clock = new TestClock();
+  const { storage } = await testDatabase(t);
+  const { app } = await buildTestApp(t, { storage, env: ENV, clock });
+  const log = app.log;
+  let idTokenAlgs: SigningAlg[] = ['RS256'];
+  const keys = new KeyManager(new DatabaseKeyStore(storage.db), new SecretBox(app.ctx.config.secretKey, 'signing keys'), {
+    alg: 'ES256',
+    rotationInterval: 24 * HOUR,
+    jwksMaxAge: 300,
+    maxTokenLifetime: 600,
+    now: clock.now,
+    log,
+    idTokenAlgs: async () => idTokenAlgs,
+  });
+  await keys.tick();
+  const rows = async () =>
+    (await storage.db.selectFrom('signing_keys').select(['alg', 'state']).orderBy('alg').orderBy('state').execute()).map(
+      (k) => `${k.alg}:${k.state}`,
+    );
+  t.same(await rows(), ['ES256:active', 'RS256:active'], 'the first key of an ID-token algorithm signs at once');
+  const rs = await keys.signingKeyFor('RS256');
+  t.equal(rs.alg, 'RS256');
+  t.equal(keys.signingKey().alg, 'ES256', 'access tokens keep SIGNING_ALG');
+  t.same(
+    keys
+      .jwks()
+      .keys.map((k) => k.alg)
+      .sort(),
+    ['ES256', 'RS256'],
+    'both published',
+  );
+
+  clock.advance(24 * HOUR - 300);
+  await keys.tick();
+  t.same(await rows(), ['ES256:active', 'ES256:next', 'RS256:active', 'RS256:next'], 'each publishes its next key in time');
+  clock.advance(300);
+  await keys.tick();
+  t.same(await rows(), ['ES256:active', 'ES256:retired', 'RS256:active', 'RS256:retired']);
+  t.not((await keys.signingKeyFor('RS256')).kid, rs.kid, 'RS256 rotated');
+
+  idTokenAlgs = [];
+  await keys.tick();
+  t.same(await rows(), ['ES256:active', 'ES256:retired', 'RS256:retired', 'RS256:retired'], 'no client asks for RS256: it retires');
+  await t.rejects(keys.signingKeyFor('RS256'), { name: 'AppError', message: 'No RS256 signing key is loaded.' });
+  t.equal(keys.jwks().keys.filter((k) => k.alg === 'RS256').length, 2, 'still published until what it signed has expired');
 });
