@@ -9,6 +9,7 @@ import { demoPageRoutes } from './demo-page.js';
 import { registerErrorHandler } from './errors.js';
 import { healthRoutes, metricsRoutes } from './health.js';
 import { registerRateLimits } from './http/rate-limit.js';
+import { registerSecurityHeaders } from './http/security-headers.js';
 import { loggerOptions } from './logger.js';
 import type { Storage } from './storage/db.js';
 import { adminRoutes } from './admin/routes.js';
@@ -136,6 +137,8 @@ export function buildApp(config: Config & { secretKey: Buffer }, deps: AppDeps):
   });
 
   registerErrorHandler(app);
+  // first of the onRequest hooks: even a request refused by a rate limit gets the headers
+  registerSecurityHeaders(app, config);
   // before the routes: the plugin attaches each route's limit as the route is added
   registerRateLimits(app, config);
   void app.register(cookie);

@@ -2,6 +2,7 @@
 import { createHash } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
 import type { App } from '../context.js';
+import { publicDocumentHeaders } from '../http/security-headers.js';
 
 const Jwk = Type.Object(
   {
@@ -47,50 +48,58 @@ export async function discoveryRoutes(app: App): Promise<void> {
     return etag;
   };
 
-  app.get('/.well-known/jwks.json', { schema: { response: { 200: Jwks, 304: Type.Null() } } }, async (request, reply) => {
-    const { keys, config } = app.ctx;
-    const body = keys.jwks();
-    const etag = etagOf(body);
-    void reply
-      .header('cache-control', `public, max-age=${config.jwksMaxAge}`)
-      .header('etag', etag)
-      .header('access-control-allow-origin', '*');
-    if (request.headers['if-none-match'] === etag) return reply.code(304).send(null);
-    return body;
-  });
+  app.get(
+    '/.well-known/jwks.json',
+    { helmet: publicDocumentHeaders, schema: { response: { 200: Jwks, 304: Type.Null() } } },
+    async (request, reply) => {
+      const { keys, config } = app.ctx;
+      const body = keys.jwks();
+      const etag = etagOf(body);
+      void reply
+        .header('cache-control', `public, max-age=${config.jwksMaxAge}`)
+        .header('etag', etag)
+        .header('access-control-allow-origin', '*');
+      if (request.headers['if-none-match'] === etag) return reply.code(304).send(null);
+      return body;
+    },
+  );
 
-  app.get('/.well-known/openid-configuration', { schema: { response: { 200: OpenIdConfiguration } } }, async (_request, reply) => {
-    const { config, keys } = app.ctx;
-    const base = config.publicUrl;
-    const algs = [...new Set([config.signingAlg, ...keys.algorithms()])];
-    void reply.header('cache-control', 'public, max-age=3600').header('access-control-allow-origin', '*');
-    return {
-      issuer: config.issuer,
-      jwks_uri: `${base}/.well-known/jwks.json`,
-      authorization_endpoint: `${base}/auth/providers`,
-      userinfo_endpoint: `${base}/auth/userinfo`,
-      end_session_endpoint: `${base}/auth/logout`,
-      token_endpoint: `${base}/auth/refresh`,
-      response_types_supported: ['code'],
-      subject_types_supported: ['public'],
-      id_token_signing_alg_values_supported: algs,
-      token_endpoint_auth_methods_supported: ['none'],
-      claims_supported: [
-        'iss',
-        'sub',
-        'aud',
-        'exp',
-        'iat',
-        'jti',
-        'sid',
-        'client_id',
-        'auth_time',
-        'email',
-        'email_verified',
-        'name',
-        'roles',
-      ],
-      access_token_signing_alg_values_supported: algs,
-    };
-  });
+  app.get(
+    '/.well-known/openid-configuration',
+    { helmet: publicDocumentHeaders, schema: { response: { 200: OpenIdConfiguration } } },
+    async (_request, reply) => {
+      const { config, keys } = app.ctx;
+      const base = config.publicUrl;
+      const algs = [...new Set([config.signingAlg, ...keys.algorithms()])];
+      void reply.header('cache-control', 'public, max-age=3600').header('access-control-allow-origin', '*');
+      return {
+        issuer: config.issuer,
+        jwks_uri: `${base}/.well-known/jwks.json`,
+        authorization_endpoint: `${base}/auth/providers`,
+        userinfo_endpoint: `${base}/auth/userinfo`,
+        end_session_endpoint: `${base}/auth/logout`,
+        token_endpoint: `${base}/auth/refresh`,
+        response_types_supported: ['code'],
+        subject_types_supported: ['public'],
+        id_token_signing_alg_values_supported: algs,
+        token_endpoint_auth_methods_supported: ['none'],
+        claims_supported: [
+          'iss',
+          'sub',
+          'aud',
+          'exp',
+          'iat',
+          'jti',
+          'sid',
+          'client_id',
+          'auth_time',
+          'email',
+          'email_verified',
+          'name',
+          'roles',
+        ],
+        access_token_signing_alg_values_supported: algs,
+      };
+    },
+  );
 }
