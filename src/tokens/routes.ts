@@ -149,7 +149,7 @@ export async function sessionRoutes(app: App): Promise<void> {
 
   app.post(
     '/auth/logout',
-    { schema: { body: RefreshBody, response: { 204: Type.Null(), 400: ErrorBody, 403: ErrorBody } } },
+    { schema: { body: RefreshBody, response: { 204: Type.Null(), 400: ErrorBody, 403: ErrorBody, 429: ErrorBody } } },
     async (request, reply) => {
       const bodyToken = request.body?.refresh_token;
       if (!bodyToken && !bearerToken(request)) checkOrigin(request);
@@ -163,7 +163,7 @@ export async function sessionRoutes(app: App): Promise<void> {
     {
       schema: {
         querystring: Type.Object({ return_to: Type.Optional(Type.String()) }),
-        response: { 302: Type.Null(), 400: ErrorBody, 403: ErrorBody },
+        response: { 302: Type.Null(), 400: ErrorBody, 403: ErrorBody, 429: ErrorBody },
       },
     },
     async (request, reply) => {
@@ -174,7 +174,7 @@ export async function sessionRoutes(app: App): Promise<void> {
     },
   );
 
-  app.get('/auth/userinfo', { schema: { response: { 200: UserInfo, 401: ErrorBody } } }, async (request, reply) => {
+  app.get('/auth/userinfo', { schema: { response: { 200: UserInfo, 401: ErrorBody, 429: ErrorBody } } }, async (request, reply) => {
     const { tokens, storage, now } = app.ctx;
     const token = bearerToken(request);
     if (!token) throw invalidToken('A Bearer access token is required.');
