@@ -25,8 +25,8 @@ const Patch = Type.Object(
   {
     status: Type.Optional(Type.Union([Type.Literal('active'), Type.Literal('disabled')])),
     roles: Type.Optional(Type.Array(Role, { maxItems: 32, uniqueItems: true })),
-    // "" arrives as null (the validator coerces it), so both clear the name
-    name: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 200 }), Type.Null()])),
+    // null or "" clears the name (as documented); nothing is coerced, so "" is turned into null by the route
+    name: Type.Optional(Type.Union([Type.String({ maxLength: 200 }), Type.Null()])),
   },
   { additionalProperties: false, minProperties: 1 },
 );
@@ -158,7 +158,7 @@ export async function userRoutes(app: App): Promise<void> {
     { ...limited, schema: { params: IdParams, body: Patch, response: { 200: UserDetail, ...adminErrors, 404: ErrorBody } } },
     async (request) => {
       const { id } = request.params;
-      const body = request.body;
+      const body = { ...request.body, ...(request.body.name === '' ? { name: null } : {}) };
       await db.transaction().execute(async (trx) => {
         const user = await requireUser(id, trx, true);
         const changes: Record<string, { from: unknown; to: unknown }> = {};

@@ -4,8 +4,8 @@ import { Type } from '@sinclair/typebox';
 import { jsonArrayFrom } from 'kysely/helpers/postgres';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { App } from '../context.js';
-import { AppError, invalidGrant, invalidToken } from '../errors.js';
-import { bearerToken } from '../http/bearer.js';
+import { AppError, invalidGrant, invalidToken, missingToken } from '../errors.js';
+import { bearerToken, presentsBearer } from '../http/bearer.js';
 import { clearSessionCookie, readSessionCookie, setSessionCookie } from '../http/cookies.js';
 import { perMinute } from '../http/rate-limit.js';
 import { resolveReturnTo } from '../http/return-to.js';
@@ -177,7 +177,10 @@ export async function sessionRoutes(app: App): Promise<void> {
   app.get('/auth/userinfo', { schema: { response: { 200: UserInfo, 401: ErrorBody, 429: ErrorBody } } }, async (request, reply) => {
     const { tokens, storage, now } = app.ctx;
     const token = bearerToken(request);
-    if (!token) throw invalidToken('A Bearer access token is required.');
+    if (!token) {
+      if (!presentsBearer(request)) throw missingToken('A Bearer access token is required.');
+      throw invalidToken('The Authorization header is not a single Bearer token.');
+    }
     let claims;
     try {
       claims = await tokens.verifyAccess(token);

@@ -67,7 +67,7 @@ t.test('userinfo and logout', async (t) => {
       const res = await userinfo(token);
       t.equal(res.statusCode, 401, name);
       t.equal(res.json().error, 'invalid_token', name);
-      t.match(res.headers['www-authenticate'], /^Bearer error="invalid_token"/, name);
+      t.match(res.headers['www-authenticate'], /^Bearer realm="auth-gateway", error="invalid_token"/, name);
     }
     const missing = await userinfo();
     t.equal(missing.statusCode, 401);
