@@ -13,6 +13,7 @@ import {
   upstreamError,
   validateCallback,
 } from './oidc.js';
+import { checkedIdentity } from './identity.js';
 import { type FlowSecrets, type NormalizedIdentity, type ProviderDeps, ProviderError, type UpstreamProvider } from './types.js';
 
 interface GitHubUser {
@@ -98,7 +99,7 @@ export class GitHubProvider implements UpstreamProvider {
       : undefined;
     if (!primary) throw new ProviderError('no_verified_email', 'the GitHub account has no verified primary email');
     const email = primary.email as string;
-    return {
+    return checkedIdentity({
       provider: this.id,
       subject: String(user.id),
       email,
@@ -106,7 +107,7 @@ export class GitHubProvider implements UpstreamProvider {
       name: text(user.name) ?? text(user.login),
       picture: text(user.avatar_url),
       claims: { ...user, email, email_verified: true },
-    };
+    });
   }
 
   private async api(accessToken: string, path: string): Promise<unknown> {
