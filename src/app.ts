@@ -6,9 +6,11 @@ import Fastify, { LogController, type FastifyBaseLogger } from 'fastify';
 import type { Config } from './config.js';
 import type { App, AppContext } from './context.js';
 import { demoPageRoutes } from './demo-page.js';
-import { registerErrorHandler } from './errors.js';
+import { BODY_LIMIT, registerErrorHandler } from './errors.js';
 import { healthRoutes, metricsRoutes } from './health.js';
 import { registerRateLimits } from './http/rate-limit.js';
+import { registerSecurityHeaders } from './http/security-headers.js';
+import { registerValidation } from './http/validation.js';
 import { loggerOptions } from './logger.js';
 import type { Storage } from './storage/db.js';
 import { adminRoutes } from './admin/routes.js';
@@ -54,8 +56,7 @@ export function buildApp(config: Config & { secretKey: Buffer }, deps: AppDeps):
       return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
     },
     requestIdHeader: false,
-    bodyLimit: 64 * 1024,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+    bodyLimit: BODY_LIMIT,
     return503OnClosing: true,
     // one access-log line per request, written by the onResponse hook below
     logController: new LogController({ disableRequestLogging: true }),
@@ -150,6 +151,10 @@ export function buildApp(config: Config & { secretKey: Buffer }, deps: AppDeps):
   });
 
   registerErrorHandler(app);
+  // bodies are never coerced; query strings have their numbers parsed; refusals name the field
+  registerValidation(app);
+  // first of the onRequest hooks: even a request refused by a rate limit gets the headers
+  registerSecurityHeaders(app, config);
   // before the routes: the plugin attaches each route's limit as the route is added
   registerRateLimits(app, config);
   void app.register(cookie);

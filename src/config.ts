@@ -72,7 +72,7 @@ export interface Config {
   shutdownDelay: number;
   adminToken: string | undefined;
   /** requests per minute per client IP and route; 0 turns a limit off */
-  rateLimits: { login: number; refresh: number; admin: number };
+  rateLimits: { login: number; refresh: number; admin: number; session: number; discovery: number; operations: number };
   /** shared rate-limit store; in-process counting when unset */
   redisUrl: string | undefined;
   /** prefix of every Redis key, so several deployments can share one Redis */
@@ -239,6 +239,9 @@ export function parseConfig(env: Env): Config {
     login: int('RATE_LIMIT_LOGIN', 30, 0, 1_000_000),
     refresh: int('RATE_LIMIT_REFRESH', 120, 0, 1_000_000),
     admin: int('RATE_LIMIT_ADMIN', 300, 0, 1_000_000),
+    session: int('RATE_LIMIT_SESSION', 300, 0, 1_000_000),
+    discovery: int('RATE_LIMIT_DISCOVERY', 1200, 0, 1_000_000),
+    operations: int('RATE_LIMIT_OPERATIONS', 1200, 0, 1_000_000),
   };
   const redisUrl = str('REDIS_URL');
   if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) problems.push('REDIS_URL must be a redis:// or rediss:// URL');

@@ -13,6 +13,7 @@ import {
   upstreamError,
   validateCallback,
 } from './oidc.js';
+import { checkedIdentity } from './identity.js';
 import { type FlowSecrets, type NormalizedIdentity, type ProviderDeps, ProviderError, type UpstreamProvider } from './types.js';
 
 interface GitHubUser {
@@ -103,7 +104,7 @@ export class GitHubProvider implements UpstreamProvider {
       : undefined;
     if (!primary) throw new ProviderError('no_verified_email', 'the GitHub account has no verified primary email');
     const email = primary.email as string;
-    return {
+    return checkedIdentity({
       provider: this.id,
       subject: String(user.id),
       email,
@@ -111,7 +112,7 @@ export class GitHubProvider implements UpstreamProvider {
       name: text(user.name) ?? text(user.login),
       picture: text(user.avatar_url),
       claims: { ...user, email, email_verified: true },
-    };
+    });
   }
 
   private async api(accessToken: string, path: string): Promise<unknown> {

@@ -12,6 +12,7 @@
 import * as jose from 'jose';
 import * as oauth from 'oauth4webapi';
 import type { ProviderConfig, ProviderType } from '../config.js';
+import { checkedIdentity } from './identity.js';
 import { type FlowSecrets, type NormalizedIdentity, type ProviderDeps, ProviderError, type UpstreamProvider } from './types.js';
 
 /** Seconds of clock difference tolerated on `exp`, `iat` and `nbf`. */
@@ -258,7 +259,7 @@ function identityFrom(provider: string, idClaims: jose.JWTPayload, userinfo: Rec
   const claims: Record<string, unknown> = { ...userinfo, ...idClaims };
   const source: Record<string, unknown> = typeof idClaims.email === 'string' ? idClaims : userinfo;
   const email = text(source.email);
-  return {
+  return checkedIdentity({
     provider,
     subject: idClaims.sub!,
     email,
@@ -267,7 +268,7 @@ function identityFrom(provider: string, idClaims: jose.JWTPayload, userinfo: Rec
     picture: text(claims.picture),
     ...(typeof idClaims.auth_time === 'number' ? { authTime: new Date(idClaims.auth_time * 1000) } : {}),
     claims,
-  };
+  });
 }
 
 function joseError(err: unknown): ProviderError {

@@ -38,7 +38,8 @@ export interface NormalizedIdentity {
  * Why an upstream login failed. `reason` is a short stable code written to the audit log and used as the
  * `?error=` of the redirect back to the frontend (after mapping), e.g. access_denied, id_token_signature,
  * id_token_iss, id_token_aud, id_token_azp, id_token_nonce, id_token_expired, id_token_iat, id_token_sub,
- * id_token_alg, iss_mismatch, tenant_not_allowed, no_verified_email, upstream_unavailable, upstream_error.
+ * id_token_alg, iss_mismatch, tenant_not_allowed, no_verified_email, invalid_claim (a claim the gateway cannot
+ * store, e.g. holding U+0000), upstream_unavailable, upstream_error.
  */
 export class ProviderError extends Error {
   constructor(

@@ -49,6 +49,15 @@ export interface KeyManagerOptions {
 
 export type RotationEvent = { kind: 'created' | 'activated' | 'retired' | 'removed'; kid: string; alg: string };
 
+/** What a rotation on demand did: made a next key, brought the scheduled one forward, or found it already due. */
+export interface RotationRequest {
+  kid: string;
+  activateAt: Date;
+  result: 'created' | 'brought_forward' | 'already_scheduled';
+  /** brought_forward: when the key was due before */
+  previousActivateAt?: Date;
+}
+
 /** margin for instances that have not reloaded yet and for clock skew (seconds) */
 const SKEW = 120;
 
@@ -109,24 +118,33 @@ export class KeyManager {
 
   /**
    * Rotates now: a new key is published at once and signs after one JWKS cache period (sooner is not safe for
-   * verifiers that cached the JWKS). Returns the new key's id.
+   * verifiers that cached the JWKS). Returns the next key's id and what was done. `inTransaction` runs under the
+   * rotation lock, in the rotation's transaction (the caller's audit event commits with the rotation, or neither).
    */
-  async rotateNow(): Promise<{ kid: string; activateAt: Date }> {
+  async rotateNow(inTransaction?: (request: RotationRequest, tx: KeyStoreTx) => Promise<void>): Promise<RotationRequest> {
     const now = this.opts.now();
     const activateAt = new Date(now.getTime() + this.opts.jwksMaxAge * 1000);
     const { result, events } = await this.store.withRotationLock(async (tx) => {
       const events: RotationEvent[] = [];
       const keys = await tx.list();
       const next = keys.find((k) => k.state === 'next' && k.alg === this.opts.alg);
+      let result: RotationRequest;
       if (next) {
         // already scheduled: bring it forward to the earliest safe moment
         const earliest = new Date(Math.max(next.publish_at.getTime() + this.opts.jwksMaxAge * 1000, now.getTime()));
-        if (next.activate_at > earliest) await tx.reschedule(next.kid, earliest);
-        return { result: { kid: next.kid, activateAt: next.activate_at > earliest ? earliest : next.activate_at }, events };
+        if (next.activate_at > earliest) {
+          await tx.reschedule(next.kid, earliest);
+          result = { kid: next.kid, activateAt: earliest, result: 'brought_forward', previousActivateAt: next.activate_at };
+        } else {
+          result = { kid: next.kid, activateAt: next.activate_at, result: 'already_scheduled' };
+        }
+      } else {
+        const kid = await this.#create(tx, this.opts.alg, 'next', now, activateAt);
+        events.push({ kind: 'created', kid, alg: this.opts.alg });
+        result = { kid, activateAt, result: 'created' };
       }
-      const kid = await this.#create(tx, this.opts.alg, 'next', now, activateAt);
-      events.push({ kind: 'created', kid, alg: this.opts.alg });
-      return { result: { kid, activateAt }, events };
+      await inTransaction?.(result, tx);
+      return { result, events };
     });
     await this.#notify(events);
     await this.reload();

@@ -4,8 +4,8 @@ import { Type } from '@sinclair/typebox';
 import { jsonArrayFrom } from 'kysely/helpers/postgres';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { App } from '../context.js';
-import { AppError, invalidGrant, invalidToken } from '../errors.js';
-import { bearerToken } from '../http/bearer.js';
+import { AppError, invalidGrant, invalidToken, missingToken } from '../errors.js';
+import { bearerToken, presentsBearer } from '../http/bearer.js';
 import { clearSessionCookie, readSessionCookie, setSessionCookie } from '../http/cookies.js';
 import { perMinute } from '../http/rate-limit.js';
 import { resolveReturnTo } from '../http/return-to.js';
@@ -78,12 +78,47 @@ export async function sessionRoutes(app: App): Promise<void> {
     maxAge: 600,
   });
 
+  const ownOrigin = new URL(config.publicUrl).origin;
+  const allowedOrigin = (origin: string) => origin === ownOrigin || config.allowedOrigins.includes(origin);
+
   /** Cookie-authenticated POSTs only from our own or an allowed origin (defence in depth next to SameSite=Lax). */
   const checkOrigin = (request: FastifyRequest) => {
     const origin = request.headers.origin;
-    if (origin && origin !== new URL(config.publicUrl).origin && !config.allowedOrigins.includes(origin)) {
+    if (origin && !allowedOrigin(origin)) {
       throw new AppError('access_denied', 403, 'Cross-origin request from an origin that is not allowed.');
     }
+  };
+
+  /**
+   * GET /auth/logout acts on the cookie alone, which SameSite=Lax still sends on a cross-site top-level
+   * navigation: a link or a redirect on any site could log the user out (logout CSRF). So a GET logs out only
+   * when the browser says where it comes from and that is us or an allowed origin: an allowed Origin, Fetch
+   * Metadata `Sec-Fetch-Site: same-origin` or `none` (a bookmark, the address bar), or else a Referer on an
+   * allowed origin (a cross-site frontend in ALLOWED_ORIGINS, or a browser without Fetch Metadata). Anything
+   * else, no evidence at all included, is refused: fail closed.
+   */
+  const checkNavigation = (request: FastifyRequest) => {
+    const refuse = () =>
+      new AppError(
+        'access_denied',
+        403,
+        'A logout link from another site is refused: sign out with POST /auth/logout, or link from an allowed origin.',
+      );
+    const { origin, referer } = request.headers;
+    if (origin !== undefined) {
+      if (allowedOrigin(origin)) return;
+      throw refuse();
+    }
+    const site = request.headers['sec-fetch-site'];
+    if (site === 'same-origin' || site === 'none') return;
+    let refererOrigin: string | undefined;
+    try {
+      refererOrigin = referer ? new URL(referer).origin : undefined;
+    } catch {
+      refererOrigin = undefined;
+    }
+    if (refererOrigin && allowedOrigin(refererOrigin)) return;
+    throw refuse();
   };
   const meta = (request: FastifyRequest) => ({ ip: request.ip, userAgent: request.headers['user-agent'] ?? null });
 
@@ -145,7 +180,7 @@ export async function sessionRoutes(app: App): Promise<void> {
 
   app.post(
     '/auth/logout',
-    { schema: { body: RefreshBody, response: { 204: Type.Null(), 400: ErrorBody, 403: ErrorBody } } },
+    { schema: { body: RefreshBody, response: { 204: Type.Null(), 400: ErrorBody, 403: ErrorBody, 429: ErrorBody } } },
     async (request, reply) => {
       const bodyToken = request.body?.refresh_token;
       if (!bodyToken && !bearerToken(request)) checkOrigin(request);
@@ -159,20 +194,24 @@ export async function sessionRoutes(app: App): Promise<void> {
     {
       schema: {
         querystring: Type.Object({ return_to: Type.Optional(Type.String()) }),
-        response: { 302: Type.Null(), 400: ErrorBody },
+        response: { 302: Type.Null(), 400: ErrorBody, 403: ErrorBody, 429: ErrorBody },
       },
     },
     async (request, reply) => {
       const target = resolveReturnTo(request.query.return_to, config);
+      checkNavigation(request);
       await logout(request, reply, undefined);
       return reply.redirect(target, 302);
     },
   );
 
-  app.get('/auth/userinfo', { schema: { response: { 200: UserInfo, 401: ErrorBody } } }, async (request, reply) => {
+  app.get('/auth/userinfo', { schema: { response: { 200: UserInfo, 401: ErrorBody, 429: ErrorBody } } }, async (request, reply) => {
     const { tokens, storage, now } = app.ctx;
     const token = bearerToken(request);
-    if (!token) throw invalidToken('A Bearer access token is required.');
+    if (!token) {
+      if (!presentsBearer(request)) throw missingToken('A Bearer access token is required.');
+      throw invalidToken('The Authorization header is not a single Bearer token.');
+    }
     let claims;
     try {
       claims = await tokens.verifyAccess(token);

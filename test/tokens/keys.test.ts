@@ -134,7 +134,7 @@ t.test('rotate now publishes a key that signs after one JWKS cache period', asyn
     app.ctx.keys.jwks().keys.some((k) => k.kid === kid),
     'but published',
   );
-  t.same(await app.ctx.keys.rotateNow(), { kid, activateAt }, 'asking twice schedules nothing more');
+  t.same(await app.ctx.keys.rotateNow(), { kid, activateAt, result: 'already_scheduled' }, 'asking twice schedules nothing more');
   clock.advance(300);
   await app.ctx.keys.tick();
   t.equal(app.ctx.keys.signingKey().kid, kid);
