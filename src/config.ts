@@ -653,7 +653,11 @@ export async function loadConfig(env: Env = process.env): Promise<LoadedConfig> 
   }
   if (!secretKey || secretKey.length < 32) {
     secretKey = randomBytes(32);
-    await writeFile(file, `${secretKey.toString('base64')}\n`, { mode: 0o600 });
+    try {
+      await writeFile(file, `${secretKey.toString('base64')}\n`, { mode: 0o600 });
+    } catch (err) {
+      throw new StartupError(`cannot write the development key to ${file}: ${fsReason(err)}`, { cause: err });
+    }
     warnings.push(`SECRET_KEY is not set: generated a development key into ${file}. Set SECRET_KEY in production.`);
   } else {
     warnings.push(`SECRET_KEY is not set: using the development key in ${file}. Set SECRET_KEY in production.`);
