@@ -23,6 +23,20 @@ export function startLauncher(env: Record<string, string>): GatewayProcess {
   return startScript('demo/start.ts', env);
 }
 
+/** every process a test started and that is still running: killed when the test process ends, however it ends */
+const running = new Set<ChildProcess>();
+const killRunning = () => {
+  for (const child of running) child.kill('SIGKILL');
+};
+process.once('exit', killRunning);
+// tap ends a test file that ran out of time with SIGALRM, which skips 'exit'
+for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGALRM'] as const) {
+  process.once(signal, () => {
+    killRunning();
+    process.kill(process.pid, signal);
+  });
+}
+
 function startScript(script: string, env: Record<string, string>): GatewayProcess {
   let out = '';
   const child = spawn(process.execPath, ['--import=tsx', script], {
@@ -30,6 +44,8 @@ function startScript(script: string, env: Record<string, string>): GatewayProces
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  running.add(child);
+  child.once('exit', () => running.delete(child));
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
   // 'close', not 'exit': by then every byte the process wrote has been read
@@ -64,13 +80,16 @@ export function waitForOutput(gw: GatewayProcess, pattern: RegExp, timeoutMs = 9
   });
 }
 
-/** What a process printed before it exited, and its exit code (with a generous ceiling). */
+/** What a process printed before it exited, and its exit code (with a generous ceiling, after which it is killed). */
 export async function exitOf(gw: GatewayProcess, timeoutMs = 90_000): Promise<{ code: number | null; output: string }> {
   let timer: NodeJS.Timeout | undefined;
   const code = await Promise.race([
     gw.exited,
     new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`the process did not exit within ${timeoutMs} ms:\n${gw.output()}`)), timeoutMs);
+      timer = setTimeout(() => {
+        gw.child.kill('SIGKILL'); // a test that failed leaves nothing running
+        reject(new Error(`the process did not exit within ${timeoutMs} ms:\n${gw.output()}`));
+      }, timeoutMs);
     }),
   ]).finally(() => clearTimeout(timer));
   return { code, output: gw.output() };
