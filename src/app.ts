@@ -44,12 +44,15 @@ export interface AppDeps {
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
+/** proxy-addr walks from the socket (hop 0) leftwards through X-Forwarded-For: trust the first `hops` of them */
+const hopsTrusted = (hops: number) => (_address: string, hop: number) => hop < hops;
+
 export function buildApp(config: Config & { secretKey: Buffer }, deps: AppDeps): App {
   const app = Fastify({
     ...(deps.logger ? { loggerInstance: deps.logger } : { logger: loggerOptions(config.logLevel) }),
-    // a hop count trusts that many proxies in front of us
-    trustProxy:
-      typeof config.trustProxy === 'number' ? (_addr: string, hop: number) => hop < (config.trustProxy as number) : config.trustProxy,
+    // the number of proxies in front of us, or their addresses: X-Forwarded-For entries they appended, never the
+    // client's own (config.ts refuses `true`)
+    trustProxy: typeof config.trustProxy === 'number' ? hopsTrusted(config.trustProxy) : config.trustProxy,
     // accept a caller's X-Request-Id when it is harmless, otherwise make one
     genReqId: (req) => {
       const incoming = req.headers['x-request-id'];

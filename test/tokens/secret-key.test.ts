@@ -16,9 +16,10 @@ import { postgresUrl, testDatabase } from '../helpers/db.js';
 import { ROOT } from '../helpers/process.js';
 import { signedIn } from '../helpers/users.js';
 
-const k1 = Buffer.alloc(32, 1);
-const k2 = Buffer.alloc(32, 2);
-const k3 = Buffer.alloc(32, 3);
+// fixed random keys (a repeated byte would be refused as too weak)
+const k1 = Buffer.from('c5c935c7ad760605213d1a57a8138ae2db58425ca3ab5687d23b36222bb44b7f', 'hex');
+const k2 = Buffer.from('bad724148eeaec139386bbe160447caa8dbd10870da009b553a7c668c625ff43', 'hex');
+const k3 = Buffer.from('172b79e8340a6bade741b970cb831c790d3992c96cd23f543ab02aea274e4e4d', 'hex');
 const b64 = (k: Buffer) => k.toString('base64');
 
 /** a logger whose lines the test can read */
