@@ -5,8 +5,9 @@
 //   drop-unreadable   deletes the next/active keys that neither SECRET_KEY nor SECRET_KEY_PREVIOUS opens (the
 //                     previous SECRET_KEY was lost); the next start makes a new key that signs at once. Tokens the
 //                     dropped keys signed stop verifying, and refresh tokens made under the lost key are refused.
-import { ConfigError, loadConfig } from './config.js';
-import { openStorage, type Storage } from './storage/db.js';
+import { loadConfig } from './config.js';
+import { exitOnStartupFailure } from './startup.js';
+import { openStorage, type Storage, waitForDatabase } from './storage/db.js';
 import { migrate } from './storage/migrator.js';
 import { DatabaseKeyStore } from './tokens/key-store.js';
 import { SecretBox } from './tokens/secret-box.js';
@@ -19,19 +20,10 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`${USAGE}\n`);
     return 2;
   }
-  let loaded;
-  try {
-    loaded = await loadConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`${err.message}\n`);
-      return 1;
-    }
-    throw err;
-  }
-  const { config } = loaded;
+  const { config } = await loadConfig();
   const storage = await openStorage(config.databaseUrl ? { databaseUrl: config.databaseUrl } : { pgliteDir: config.dataDir });
   try {
+    await waitForDatabase(storage, { timeoutSeconds: config.databaseConnectTimeout });
     await migrate(storage.db);
     return command === 'list' ? await list(storage, box(config)) : await dropUnreadable(storage, box(config));
   } finally {
@@ -74,10 +66,8 @@ async function dropUnreadable(storage: Storage, secrets: SecretBox): Promise<num
   return 0;
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    process.stderr.write(`keys: ${(err as Error).message}\n`);
-    process.exit(1);
-  },
-);
+try {
+  process.exit(await main(process.argv.slice(2)));
+} catch (err) {
+  exitOnStartupFailure(err);
+}
