@@ -195,17 +195,8 @@ export class KeyManager {
     const active = keys.find((k) => k.state === 'active' && k.alg === alg);
     const next = keys.find((k) => k.state === 'next' && k.alg === alg);
     const anyActive = keys.some((k) => k.state === 'active');
-    if (!active && !anyActive) {
-      // first start, or a store emptied by hand: sign at once
-      if (next) {
-        await tx.activate(next.kid, now);
-        events.push({ kind: 'activated', kid: next.kid, alg });
-      } else {
-        const kid = await this.#create(tx, alg, 'active', now, now);
-        events.push({ kind: 'created', kid, alg }, { kind: 'activated', kid, alg });
-      }
-      return;
-    }
+    // first start, or a store emptied by hand: sign at once
+    if (!active && !anyActive) return this.#signAtOnce(tx, alg, next, now, events);
     if (!active) {
       // SIGNING_ALG changed: the key of the old algorithm signs until one of the new one is safely published
       if (!next) {
@@ -228,17 +219,19 @@ export class KeyManager {
   async #keepIdTokenKey(tx: KeyStoreTx, alg: SigningAlg, keys: SigningKeyRow[], now: Date, events: RotationEvent[]): Promise<void> {
     const active = keys.find((k) => k.state === 'active' && k.alg === alg);
     const next = keys.find((k) => k.state === 'next' && k.alg === alg);
-    if (!active) {
-      if (next) {
-        await tx.activate(next.kid, now);
-        events.push({ kind: 'activated', kid: next.kid, alg });
-      } else {
-        const kid = await this.#create(tx, alg, 'active', now, now);
-        events.push({ kind: 'created', kid, alg }, { kind: 'activated', kid, alg });
-      }
-      return;
-    }
+    if (!active) return this.#signAtOnce(tx, alg, next, now, events);
     await this.#rotateWhenDue(tx, active, next, now, events);
+  }
+
+  /** An algorithm without an active key that may sign at once: its next key now, or a new one. */
+  async #signAtOnce(tx: KeyStoreTx, alg: SigningAlg, next: SigningKeyRow | undefined, now: Date, events: RotationEvent[]): Promise<void> {
+    if (next) {
+      await tx.activate(next.kid, now);
+      events.push({ kind: 'activated', kid: next.kid, alg });
+    } else {
+      const kid = await this.#create(tx, alg, 'active', now, now);
+      events.push({ kind: 'created', kid, alg }, { kind: 'activated', kid, alg });
+    }
   }
 
   /** Every KEY_ROTATION_INTERVAL: publish the next key one JWKS cache period early, then switch to it. */
