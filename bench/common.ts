@@ -349,7 +349,8 @@ export async function openMeter(): Promise<Meter> {
       const server0 = processCpuUs(server.pid)!;
       const main0 = processCpuUs(server.pid, server.pid)!;
       const self0 = process.cpuUsage();
-      const timer = setInterval(() => void backends?.poll(), 1000);
+      // a failed reading leaves the chain rejected: the last poll below reports it
+      const timer = setInterval(() => void backends?.poll().catch(() => {}), 1000);
       let r: autocannon.Result;
       try {
         r = await autocannon({ url: server.url, connections: CONNECTIONS, ...(load.amount ? {} : { duration: DURATION }), ...load });

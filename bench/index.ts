@@ -78,6 +78,9 @@ try {
           `${machine.loadAverageAfter.map((l) => l.toFixed(2)).join(' ')} after; processes not measured used ` +
           `${pct(machine.otherProcessesShare.median)} of the CPU capacity (median of rounds, max ${pct(machine.otherProcessesShare.max)}); ` +
           `the load generator (autocannon, this process) ${pct(machine.loadGeneratorShare.median)}`,
+        ...(machine.otherProcessesShare.median > 0.25
+          ? ['the machine was busy with other work: throughput, latency and to a lesser degree CPU per operation are inflated by it']
+          : []),
         ...results.flatMap((r) =>
           r.failed || r.errors || r.problems.length
             ? [`${r.label}: ${r.failed} responses with another status, ${r.errors} errors${r.problems.map((p) => `; ${p}`).join('')}`]
