@@ -79,7 +79,7 @@ try {
           `${pct(machine.otherProcessesShare.median)} of the CPU capacity (median of rounds, max ${pct(machine.otherProcessesShare.max)}); ` +
           `the load generator (autocannon, this process) ${pct(machine.loadGeneratorShare.median)}`,
         ...(machine.otherProcessesShare.median > 0.25
-          ? ['the machine was busy with other work: throughput, latency and to a lesser degree CPU per operation are inflated by it']
+          ? ['the machine was busy with other work: throughput and latency suffer from it, and CPU per operation rises too']
           : []),
         ...results.flatMap((r) =>
           r.failed || r.errors || r.problems.length
