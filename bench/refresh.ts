@@ -1,18 +1,27 @@
-// Refresh-token rotation throughput against real Postgres: every request is a real rotation.
-import { baseline, build, CONNECTIONS, openSessions, report, rotationRequests, run, startGateway } from './common.js';
+// POST /auth/refresh against real Postgres, every request a real rotation: each connection opens its own session
+// before the round and presents the refresh token its previous request returned. The peer does the same job with
+// node-oidc-provider's refresh_token grant.
+import { type BenchGateway, CONNECTIONS, openSessions, rotations, type Scenario, type Server } from './common.js';
+import { peerRefreshTokens, peerRotations } from './peer.js';
 
-build();
+export function refreshScenario(gw: BenchGateway): Scenario {
+  return {
+    key: 'refresh',
+    label: 'POST /auth/refresh',
+    system: 'gateway',
+    server: gw,
+    peer: 'oidc-provider-refresh',
+    // fresh sessions every round: a request cut off when the previous round stopped has rotated its token already
+    prepare: async () => rotations((await openSessions(gw, CONNECTIONS)).map((s) => s.refreshToken)),
+  };
+}
 
-const bench = await startGateway({
-  RATE_LIMIT_REFRESH: '0',
-  ...(process.env.BENCH_LOG_LEVEL ? { LOG_LEVEL: process.env.BENCH_LOG_LEVEL } : {}),
-});
-try {
-  const queue = await openSessions(bench, CONNECTIONS * 2);
-  const base = await baseline();
-  const figures = await run({ url: bench.url, requests: rotationRequests(queue) });
-  report('refresh', 'rotations', figures, base);
-  if (figures.non2xx || figures.errors) process.exitCode = 1;
-} finally {
-  await bench.close();
+export function peerRefreshScenario(peer: Server): Scenario {
+  return {
+    key: 'oidc-provider-refresh',
+    label: 'oidc-provider refresh_token grant',
+    system: 'oidc-provider',
+    server: peer,
+    prepare: async () => peerRotations(await peerRefreshTokens(peer, CONNECTIONS)),
+  };
 }

@@ -1,19 +1,18 @@
-// GET /auth/userinfo with a Bearer access token: strict verification plus the session and user lookups.
-import { randomUUID } from 'node:crypto';
-import { baseline, build, report, run, startGateway } from './common.js';
+// GET /auth/userinfo with a Bearer access token: strict verification plus the session and user lookups. Each
+// connection presents the access token of a session of its own.
+import { type BenchGateway, CONNECTIONS, openSessions, perConnection, type Scenario } from './common.js';
 
-build();
-const gw = await startGateway();
-try {
-  const now = new Date();
-  const id = randomUUID();
-  await gw.storage.db
-    .insertInto('users')
-    .values({ id, email: 'bench@example.com', name: 'Bench', picture: null, created_at: now, updated_at: now })
-    .execute();
-  const { accessToken } = await gw.app.ctx.sessions.open(id, { provider: 'bench' });
-  const base = await baseline();
-  report('userinfo', 'req', await run({ url: `${gw.url}/auth/userinfo`, headers: { authorization: `Bearer ${accessToken}` } }), base);
-} finally {
-  await gw.close();
+export function userinfoScenario(gw: BenchGateway): Scenario {
+  return {
+    key: 'userinfo',
+    label: 'GET /auth/userinfo',
+    system: 'gateway',
+    server: gw,
+    prepare: async () =>
+      perConnection(await openSessions(gw, CONNECTIONS), (session) => ({
+        method: 'GET',
+        path: '/auth/userinfo',
+        headers: { authorization: `Bearer ${session.accessToken}` },
+      })),
+  };
 }
