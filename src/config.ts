@@ -1,8 +1,10 @@
-// The only module that reads process.env. parseConfig() is pure (env in, typed config or one ConfigError
-// listing every problem out); loadConfig() adds the development-only generated SECRET_KEY in DATA_DIR.
+// The only module that reads process.env. parseConfig() is pure (env and the text of the files it names in, typed
+// config or one ConfigError listing every problem out); loadConfig() reads those files (CLIENTS_FILE) and adds the
+// development-only generated SECRET_KEY in DATA_DIR.
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { parseClientsFile, type StaticClientConfig } from './oauth/clients-file.js';
 
 export type ProviderType = 'google' | 'microsoft' | 'github' | 'oidc';
 export type SigningAlg = 'ES256' | 'EdDSA' | 'RS256';
@@ -80,6 +82,16 @@ export interface Config {
   logLevel: string;
   /** Fastify trustProxy: false, true, a hop count or a comma list of addresses/CIDRs */
   trustProxy: boolean | number | string;
+  /** CLIENTS_FILE: the path of the static clients file */
+  clientsFile: string | undefined;
+  /** the static OAuth clients of CLIENTS_FILE, validated (secrets only as hashes) */
+  clients: StaticClientConfig[];
+}
+
+/** Files that settings name, read by loadConfig() so that parseConfig() stays pure. */
+export interface ConfigFiles {
+  /** the contents of CLIENTS_FILE, or why it could not be read */
+  clientsFile?: { text: string } | { error: string };
 }
 
 export class ConfigError extends Error {
@@ -108,7 +120,7 @@ export function providerEnvPrefix(id: string): string {
   return `PROVIDER_${id.toUpperCase().replace(/-/g, '_')}_`;
 }
 
-export function parseConfig(env: Env): Config {
+export function parseConfig(env: Env, files: ConfigFiles = {}): Config {
   const problems: string[] = [];
   const str = (name: string): string | undefined => {
     const v = env[name];
@@ -330,6 +342,19 @@ export function parseConfig(env: Env): Config {
     });
   }
 
+  const clientsFile = str('CLIENTS_FILE');
+  let clients: StaticClientConfig[] = [];
+  if (clientsFile !== undefined) {
+    const file = files.clientsFile;
+    if (!file) problems.push('CLIENTS_FILE is set but was not read (start through loadConfig)');
+    else if ('error' in file) problems.push(`CLIENTS_FILE (${clientsFile}) cannot be read: ${file.error}`);
+    else {
+      const parsed = parseClientsFile(file.text, clientsFile, env, { production: appEnv === 'production', signingAlg });
+      problems.push(...parsed.problems);
+      clients = parsed.clients;
+    }
+  }
+
   if (problems.length) throw new ConfigError(problems);
 
   return {
@@ -367,6 +392,8 @@ export function parseConfig(env: Env): Config {
     redisKeyPrefix,
     logLevel,
     trustProxy,
+    clientsFile,
+    clients,
   };
 }
 
@@ -375,12 +402,27 @@ export interface LoadedConfig {
   warnings: string[];
 }
 
+/** Reads the files that settings name (relative paths from the working directory). */
+async function readConfigFiles(env: Env): Promise<ConfigFiles> {
+  const files: ConfigFiles = {};
+  const clientsFile = env.CLIENTS_FILE?.trim();
+  if (clientsFile) {
+    try {
+      files.clientsFile = { text: await readFile(resolve(clientsFile), 'utf8') };
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      files.clientsFile = { error: e.code === 'ENOENT' ? 'no such file' : (e.code ?? e.message) };
+    }
+  }
+  return files;
+}
+
 /**
- * parseConfig(process.env) plus, outside production, a SECRET_KEY generated once into DATA_DIR/secret-key
+ * parseConfig(process.env, the files it names) plus, outside production, a SECRET_KEY generated once into DATA_DIR/secret-key
  * (mode 0600) so that a development instance keeps its signing keys readable across restarts.
  */
 export async function loadConfig(env: Env = process.env): Promise<LoadedConfig> {
-  const config = parseConfig(env);
+  const config = parseConfig(env, await readConfigFiles(env));
   const warnings: string[] = [];
   if (config.secretKey) return { config: { ...config, secretKey: config.secretKey }, warnings };
   const file = join(config.dataDir, 'secret-key');

@@ -63,6 +63,11 @@ async function main(): Promise<void> {
 }
 
 main().catch((err) => {
+  // a configuration problem found once the database is open (a CLIENTS_FILE client_id taken): no stack trace
+  if (err instanceof ConfigError) {
+    process.stderr.write(`${err.message}\n`);
+    process.exit(1);
+  }
   process.stderr.write(`fatal: ${(err as Error).stack ?? String(err)}\n`);
   process.exit(1);
 });
