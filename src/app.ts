@@ -20,6 +20,7 @@ import { FlowStore } from './login/flows.js';
 import { loginRoutes } from './login/routes.js';
 import { Pruner } from './maintenance/prune.js';
 import { Metrics } from './metrics.js';
+import { ClientStore } from './oauth/clients.js';
 import { createProviderRegistry } from './providers/registry.js';
 import { discoveryRoutes } from './tokens/discovery.js';
 import { DatabaseKeyStore } from './tokens/key-store.js';
@@ -97,6 +98,13 @@ export function buildApp(config: Config & { secretKey: Buffer }, deps: AppDeps):
   const fetchImpl = deps.fetch ?? globalThis.fetch;
   const metrics = new Metrics({ storage: deps.storage, keys });
   const pruner = new Pruner(db, now, app.log, config.pruneInterval * 1000);
+  const clients = new ClientStore({
+    db,
+    now,
+    fileClients: config.clients,
+    rules: { production: config.env === 'production', signingAlg: config.signingAlg },
+    realm: config.issuer,
+  });
   const ctx: AppContext = {
     config,
     storage: deps.storage,
@@ -129,11 +137,14 @@ export function buildApp(config: Config & { secretKey: Buffer }, deps: AppDeps):
     identities: new IdentityService(db, now),
     metrics,
     pruner,
+    clients,
   };
   app.decorate('ctx', ctx);
-  // keys are loaded (and the first one made) when the app becomes ready, not at import or construction
+  // keys are loaded (and the first one made) when the app becomes ready, not at import or construction; so are
+  // the rows of the CLIENTS_FILE clients written
   app.addHook('onReady', async () => {
     await keys.start();
+    await clients.start();
     pruner.start();
   });
   app.addHook('onClose', async () => {

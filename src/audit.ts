@@ -18,7 +18,12 @@ export type AuditType =
   | 'key.created'
   | 'key.rotated'
   /** an admin asked for a rotation now (the key it created or brought forward is in details) */
-  | 'key.rotation_requested';
+  | 'key.rotation_requested'
+  /** OAuth clients (details.client_id): registered, metadata changed (details.changes), secret rotated, deleted */
+  | 'client.created'
+  | 'client.updated'
+  | 'client.secret_rotated'
+  | 'client.deleted';
 
 export interface AuditInput {
   type: AuditType;

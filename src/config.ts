@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
+import { parseClientsFile, type StaticClientConfig } from './oauth/clients-file.js';
 import { ensureWritableDir, fsReason, StartupError } from './startup.js';
 
 export type ProviderType = 'google' | 'microsoft' | 'github' | 'oidc';
@@ -90,6 +91,16 @@ export interface Config {
    * `true`, which would take the left-most X-Forwarded-For entry: the one the client writes.
    */
   trustProxy: false | number | string[];
+  /** CLIENTS_FILE: the path of the static clients file */
+  clientsFile: string | undefined;
+  /** the static OAuth clients of CLIENTS_FILE, validated (secrets only as hashes) */
+  clients: StaticClientConfig[];
+}
+
+/** Files that settings name, read by loadConfig() so that parseConfig() stays pure. */
+export interface ConfigFiles {
+  /** the contents of CLIENTS_FILE, or why it could not be read */
+  clientsFile?: { text: string } | { error: string };
 }
 
 /** A bad or missing setting: every problem in one message. */
@@ -617,7 +628,7 @@ function unknownSettingWarnings(env: Env, s: Settings): string[] {
  * parseConfig, with the warnings about unknown and ignored variables, and the names of every setting it read
  * (for this environment: PROVIDER_{ID}_* of the providers it lists).
  */
-export function parseConfigWithWarnings(env: Env): { config: Config; warnings: string[]; read: string[] } {
+export function parseConfigWithWarnings(env: Env, files: ConfigFiles = {}): { config: Config; warnings: string[]; read: string[] } {
   const s = new Settings(env);
   const appEnv = parseNodeEnv(s);
   const http = parseHttp(s, appEnv);
@@ -627,6 +638,7 @@ export function parseConfigWithWarnings(env: Env): { config: Config; warnings: s
   const operations = parseOperations(s, http.port);
   const limits = parseRateLimits(s);
   const providers = parseProviders(s, appEnv, http.publicUrl);
+  const clients = parseClients(s, env, files, { production: appEnv === 'production', signingAlg: tokens.signingAlg });
   const warnings = unknownSettingWarnings(env, s);
   // shown with the problems: a misspelt name is often their cause
   if (s.problems.length) throw new ConfigError(s.problems, warnings);
@@ -636,15 +648,48 @@ export function parseConfigWithWarnings(env: Env): { config: Config; warnings: s
     );
   }
   return {
-    config: { env: appEnv, ...http, ...storage, ...secrets, ...tokens, ...operations, ...limits, providers },
+    config: { env: appEnv, ...http, ...storage, ...secrets, ...tokens, ...operations, ...limits, providers, ...clients },
     warnings,
     read: [...s.read],
   };
 }
 
-/** Pure: the environment in, the typed configuration out, or one ConfigError listing every problem. */
-export function parseConfig(env: Env): Config {
-  return parseConfigWithWarnings(env).config;
+/** Pure: the environment (and the text of the files it names) in, the typed configuration out, or one ConfigError listing every problem. */
+export function parseConfig(env: Env, files: ConfigFiles = {}): Config {
+  return parseConfigWithWarnings(env, files).config;
+}
+
+/** CLIENTS_FILE: the static OAuth clients, validated like the ones the admin API registers. */
+function parseClients(s: Settings, env: Env, files: ConfigFiles, rules: { production: boolean; signingAlg: SigningAlg }) {
+  const clientsFile = s.str('CLIENTS_FILE');
+  if (clientsFile === undefined) return { clientsFile, clients: [] };
+  const file = files.clientsFile;
+  if (!file) {
+    s.problem('CLIENTS_FILE is set but was not read (start through loadConfig)');
+    return { clientsFile, clients: [] };
+  }
+  if ('error' in file) {
+    s.problem(`CLIENTS_FILE (${clientsFile}) cannot be read: ${file.error}`);
+    return { clientsFile, clients: [] };
+  }
+  const parsed = parseClientsFile(file.text, clientsFile, env, rules);
+  for (const p of parsed.problems) s.problem(p);
+  return { clientsFile, clients: parsed.clients };
+}
+
+/** Reads the files that settings name (relative paths from the working directory). */
+async function readConfigFiles(env: Env): Promise<ConfigFiles> {
+  const files: ConfigFiles = {};
+  const clientsFile = env.CLIENTS_FILE?.trim();
+  if (clientsFile) {
+    try {
+      files.clientsFile = { text: await readFile(resolve(clientsFile), 'utf8') };
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      files.clientsFile = { error: e.code === 'ENOENT' ? 'no such file' : (e.code ?? e.message) };
+    }
+  }
+  return files;
 }
 
 /** NODE_ENV as parseConfig reads it. */
@@ -668,7 +713,7 @@ export interface LoadedConfig {
  * checked (created, writable) whenever it is used: for that key or for the embedded database.
  */
 export async function loadConfig(env: Env = process.env): Promise<LoadedConfig> {
-  const { config, warnings } = parseConfigWithWarnings(env);
+  const { config, warnings } = parseConfigWithWarnings(env, await readConfigFiles(env));
   if (!config.databaseUrl || !config.secretKey) await ensureWritableDir(config.dataDir, 'DATA_DIR');
   if (config.secretKey) return { config: { ...config, secretKey: config.secretKey }, warnings };
   const file = join(config.dataDir, 'secret-key');

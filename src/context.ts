@@ -6,6 +6,7 @@ import type { IdentityService } from './identity/linking.js';
 import type { FlowStore } from './login/flows.js';
 import type { Pruner } from './maintenance/prune.js';
 import type { Metrics } from './metrics.js';
+import type { ClientStore } from './oauth/clients.js';
 import type { ProviderRegistry } from './providers/registry.js';
 import type { Storage } from './storage/db.js';
 import type { KeyManager } from './tokens/keys.js';
@@ -39,6 +40,8 @@ export interface AppContext {
   identities: IdentityService;
   metrics: Metrics;
   pruner: Pruner;
+  /** the registered OAuth clients (admin API and CLIENTS_FILE) */
+  clients: ClientStore;
 }
 
 /** The Fastify instance every route module receives, with the TypeBox type provider and the context. */

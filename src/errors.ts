@@ -4,6 +4,9 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 export type OAuthErrorCode =
   | 'invalid_request'
   | 'invalid_client'
+  /** RFC 7591 section 3.2.2: client registration */
+  | 'invalid_redirect_uri'
+  | 'invalid_client_metadata'
   | 'invalid_grant'
   | 'invalid_token'
   | 'login_required'
@@ -54,6 +57,25 @@ export const invalidToken = (description: string) =>
  */
 export const missingToken = (description: string) =>
   new AppError('invalid_token', 401, description, { headers: { 'www-authenticate': bearerChallenge() } });
+/** Why client authentication failed, for audit and metrics (never shown to the client beyond its description). */
+export type ClientAuthFailure = 'missing' | 'malformed' | 'unsupported_method' | 'unknown_client' | 'wrong_method' | 'wrong_secret';
+
+/**
+ * RFC 6749 section 5.2 invalid_client: 401 with `WWW-Authenticate: Basic realm="…"`. The challenge is a MUST when
+ * the client tried Basic; it is sent on every such 401 because RFC 9110 section 15.5.2 asks a 401 to carry one.
+ */
+export class InvalidClientError extends AppError {
+  constructor(
+    description: string,
+    readonly reason: ClientAuthFailure,
+    /** the client_id the request named, if any (unverified) */
+    readonly clientId: string | undefined,
+    realm: string,
+  ) {
+    super('invalid_client', 401, description, { headers: { 'www-authenticate': `Basic realm="${realm.replace(/["\\]/g, '')}"` } });
+    this.name = 'InvalidClientError';
+  }
+}
 export const unavailable = (description: string, options?: ErrorOptions) =>
   new AppError('temporarily_unavailable', 503, description, { ...options, headers: { 'retry-after': '5' } });
 

@@ -1,4 +1,4 @@
-// The admin API: users, identities, sessions, signing keys, audit log. Every route is rate limited per client
+// The admin API: users, identities, sessions, signing keys, audit log, OAuth clients. Every route is rate limited per client
 // IP (RATE_LIMIT_ADMIN) before anything else runs, then authenticated (auth.ts) before its body is parsed.
 import type { App } from '../context.js';
 import { invalidRequest } from '../errors.js';
@@ -6,6 +6,7 @@ import { findNul } from '../http/nul.js';
 import { NO_QUERY } from '../http/validation.js';
 import { auditRoutes } from './audit-log.js';
 import { adminAuthenticator } from './auth.js';
+import { clientRoutes } from './clients.js';
 import { keyRoutes } from './keys.js';
 import { userRoutes } from './users.js';
 
@@ -47,4 +48,5 @@ export async function adminRoutes(app: App): Promise<void> {
   await app.register(userRoutes);
   await app.register(keyRoutes);
   await app.register(auditRoutes);
+  await app.register(clientRoutes);
 }

@@ -68,6 +68,30 @@ export interface SessionsTable {
   rotated_at: NullableTimestamp;
   /** when the user last authenticated upstream for this session */
   auth_time: Timestamp;
+  /** the OAuth client this session is a grant of; null: the gateway's own browser session */
+  client_id: ColumnType<string | null, string | null | undefined, string | null>;
+}
+
+export interface ClientsTable {
+  /** the client_id */
+  id: string;
+  /** 'file': a CLIENTS_FILE client; its row only anchors its grants (metadata and secret come from the file) */
+  source: ColumnType<'api' | 'file', 'api' | 'file' | undefined, 'api' | 'file'>;
+  client_name: string | null;
+  /** "sha256:<base64url>"; null for public clients and for file clients */
+  secret_hash: string | null;
+  redirect_uris: Generated<string[]>;
+  post_logout_redirect_uris: Generated<string[]>;
+  grant_types: string[];
+  response_types: string[];
+  token_endpoint_auth_method: string;
+  /** space-separated */
+  scope: Generated<string>;
+  audience: Generated<string[]>;
+  id_token_signed_response_alg: Generated<string>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  secret_rotated_at: NullableTimestamp;
 }
 
 export interface SigningKeysTable {
@@ -105,6 +129,7 @@ export interface Database {
   sessions: SessionsTable;
   signing_keys: SigningKeysTable;
   audit_events: AuditEventsTable;
+  clients: ClientsTable;
 }
 
 export type User = Selectable<UsersTable>;
@@ -115,3 +140,4 @@ export type LoginFlow = Selectable<LoginFlowsTable>;
 export type Session = Selectable<SessionsTable>;
 export type SigningKeyRow = Selectable<SigningKeysTable>;
 export type AuditEvent = Selectable<AuditEventsTable>;
+export type ClientRow = Selectable<ClientsTable>;
