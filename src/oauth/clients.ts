@@ -271,6 +271,61 @@ export class ClientStore {
   invalidate(id: string): void {
     this.#version++;
     this.#cache.delete(id);
+    this.#summary = undefined;
+  }
+
+  #summary: { at: number; value: Promise<{ publicOrigins: Set<string>; idTokenAlgs: SigningAlg[] }> } | undefined;
+
+  /** What the endpoints ask of every client at once, read at most once per cache period. */
+  #summarize(): Promise<{ publicOrigins: Set<string>; idTokenAlgs: SigningAlg[] }> {
+    const now = this.#now().getTime();
+    if (this.#summary && now - this.#summary.at < this.#ttl) return this.#summary.value;
+    const value = (async () => {
+      const rows = await this.#db
+        .selectFrom('clients')
+        .select(['redirect_uris', 'token_endpoint_auth_method', 'grant_types', 'id_token_signed_response_alg'])
+        .where('source', '=', 'api')
+        .execute();
+      const clients = [
+        ...rows.map((r) => ({
+          redirectUris: r.redirect_uris,
+          tokenEndpointAuthMethod: r.token_endpoint_auth_method,
+          grantTypes: r.grant_types,
+          idTokenSignedResponseAlg: r.id_token_signed_response_alg as SigningAlg,
+        })),
+        ...this.#file.values(),
+      ];
+      const publicOrigins = new Set<string>();
+      for (const c of clients) {
+        if (c.tokenEndpointAuthMethod !== 'none') continue;
+        for (const uri of c.redirectUris) {
+          const u = URL.parse(uri);
+          if (u && (u.protocol === 'https:' || u.protocol === 'http:')) publicOrigins.add(u.origin);
+        }
+      }
+      const idTokenAlgs = [
+        ...new Set(clients.filter((c) => c.grantTypes.includes('authorization_code')).map((c) => c.idTokenSignedResponseAlg)),
+      ];
+      return { publicOrigins, idTokenAlgs };
+    })();
+    this.#summary = { at: now, value };
+    value.catch(() => {
+      if (this.#summary?.value === value) this.#summary = undefined;
+    });
+    return value;
+  }
+
+  /**
+   * The origins of public clients' redirect URIs: the browser apps the token, revocation and UserInfo endpoints
+   * answer CORS for (they hold no secret: their tokens and PKCE are what they prove themselves with).
+   */
+  async publicOrigins(): Promise<Set<string>> {
+    return (await this.#summarize()).publicOrigins;
+  }
+
+  /** The algorithms registered clients have their ID tokens signed with (the key manager keeps a key for each). */
+  async idTokenAlgs(): Promise<SigningAlg[]> {
+    return (await this.#summarize()).idTokenAlgs;
   }
 
   /**
