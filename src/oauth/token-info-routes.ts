@@ -71,7 +71,8 @@ export async function tokenInfoRoutes(app: App): Promise<void> {
       await revoke(app.ctx, request, client, token);
       // RFC 7009 section 2.2: 200 whether or not the token was valid
       void reply.header('cache-control', 'no-store');
-      return reply.code(200).send();
+      // RFC 7009 section 2.2: the body is ignored by the client; none is sent
+      return reply.code(200).type('text/plain; charset=utf-8').send('');
     },
   );
 

@@ -4,7 +4,7 @@
 // detection, revocation, introspection, client credentials and logout, for confidential and public clients.
 import * as client from 'openid-client';
 import t from 'tap';
-import { CLIENT_CB, startOpGateway } from '../helpers/op.js';
+import { ADMIN_TOKEN, CLIENT_CB, startOpGateway } from '../helpers/op.js';
 
 t.test('openid-client against the gateway', async (t) => {
   const op = await startOpGateway(t);
@@ -132,6 +132,23 @@ t.test('openid-client against the gateway', async (t) => {
       { active: false },
       "and the grant's access tokens are inactive",
     );
+  });
+
+  t.test("the admin API lists a user's grants with their client, under their browser session", async (t) => {
+    const { tokens } = await signIn(webConfig);
+    const sub = tokens.claims()!.sub;
+    const res = await fetch(`${op.url}/admin/users/${sub}/sessions`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    const { sessions } = (await res.json()) as { sessions: { id: string; client_id: string | null; parent_id: string | null }[] };
+    const browserSession = sessions.find((s) => s.id === tokens.claims()!.sid)!;
+    t.equal(browserSession.client_id, null, 'the browser session');
+    const grant = sessions.find((s) => s.client_id === web.client_id && s.parent_id === browserSession.id);
+    t.ok(grant, 'and the grant of the client, made from it');
+    const revoke = await fetch(`${op.url}/admin/sessions/${browserSession.id}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    });
+    t.equal(revoke.status, 204);
+    t.equal(await oauthError(client.refreshTokenGrant(webConfig, tokens.refresh_token!)), 'invalid_grant', 'revoking it ends the grant');
   });
 
   t.test('refresh token reuse revokes the grant', async (t) => {
