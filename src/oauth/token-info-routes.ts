@@ -58,7 +58,7 @@ export async function tokenInfoRoutes(app: App): Promise<void> {
     '/oauth2/revoke',
     {
       ...limited,
-      schema: { body: TokenForm, response: { 200: Type.Null(), 400: OAuthError, 401: OAuthError, 415: OAuthError, 429: OAuthError } },
+      schema: { body: TokenForm, response: { 200: Type.String(), 400: OAuthError, 401: OAuthError, 415: OAuthError, 429: OAuthError } },
     },
     async (request, reply) => {
       const client = await authenticateClient(app.ctx.clients, { authorization: request.headers.authorization, body: request.body });
