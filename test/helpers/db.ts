@@ -1,10 +1,15 @@
-// Each test file owns its database: a fresh Postgres database when DATABASE_URL or TEST_DATABASE_URL is set,
-// an in-memory PGlite otherwise. Both are migrated before use and dropped when the test file ends.
+// Each test owns its database: a fresh Postgres database when DATABASE_URL or TEST_DATABASE_URL is set, an
+// in-memory PGlite otherwise. Both are migrated before use and dropped (or emptied) when the test ends.
 import { randomBytes } from 'node:crypto';
+import type { PGlite } from '@electric-sql/pglite';
+import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import type { Test } from 'tap';
 import { openStorage, type Storage } from '../../src/storage/db.js';
+import { PGlitePool } from '../../src/storage/pglite-pool.js';
+import type { Database } from '../../src/storage/schema.js';
 import { migrate } from '../../src/storage/migrator.js';
+import { templateBlob } from './pglite-template.js';
 import { TcpProxy } from './tcp-proxy.js';
 
 export const postgresUrl: string | undefined = process.env.TEST_DATABASE_URL || process.env.DATABASE_URL || undefined;
@@ -41,12 +46,79 @@ export async function testDatabase(t: Test, options: { migrate?: boolean } = {})
     url = await createPostgresDatabase(t);
     storage = await openStorage({ databaseUrl: url, poolSize: 5 });
   } else {
-    storage = await openStorage({ pgliteDir: 'memory' });
+    storage = await embeddedStorage();
   }
   // registered after the database's own teardown, so it runs first (tap runs teardowns in reverse)
   t.teardown(() => storage.close());
   if (options.migrate !== false) await migrate(storage.db);
   return { storage, url };
+}
+
+// Starting an in-memory PGlite costs one to several seconds of CPU (the WebAssembly Postgres boots and runs
+// initdb), more than most tests take. A new instance boots from the initdb template (pglite-template.ts), and a
+// test file reuses its instances: when a test's storage is
+// closed, its instance goes back to an idle list, and the next test gets it emptied: the public schema dropped
+// and created again (every table with its rows, indexes and sequences, every type and function, the migration
+// records), an open transaction rolled back and session advisory locks released. An instance that cannot be
+// emptied is thrown away. A test that needs two databases at once gets two instances.
+// (Not DISCARD ALL: it resets PGlite's search_path to its boot value, pg_catalog.)
+const idle: PGlite[] = [];
+
+/** The closed-database behaviour of PGlitePool, but the instance is handed back instead of being shut down. */
+class ReusablePool extends PGlitePool {
+  #closed = false;
+
+  override async connect(): ReturnType<PGlitePool['connect']> {
+    if (this.#closed) throw new Error('the embedded database is closed');
+    return super.connect();
+  }
+
+  override async end(): Promise<void> {
+    if (this.#closed) return;
+    (await super.connect()).release(); // waits for the current holder (a transaction) to finish
+    this.#closed = true;
+    if (idle.length < 2) idle.push(this.pglite);
+    else await this.pglite.close();
+  }
+}
+
+async function emptied(pglite: PGlite): Promise<PGlite | undefined> {
+  try {
+    await pglite.exec('rollback'); // a transaction a failed test left open (only a warning when there is none)
+    await pglite.exec('select pg_advisory_unlock_all(); drop schema public cascade; create schema public;');
+    const left = await pglite.query<{ n: number }>(
+      `select count(*)::int as n from pg_class c join pg_namespace s on s.oid = c.relnamespace where s.nspname = 'public'`,
+    );
+    const path = await pglite.query<{ schemas: string[] }>('select current_schemas(false) as schemas');
+    if (left.rows[0]?.n !== 0 || path.rows[0]?.schemas.join() !== 'public') throw new Error('not empty');
+    return pglite;
+  } catch {
+    await pglite.close().catch(() => {});
+    return undefined;
+  }
+}
+
+async function embeddedStorage(): Promise<Storage> {
+  let pglite: PGlite | undefined;
+  while (!pglite && idle.length) pglite = await emptied(idle.pop()!);
+  if (!pglite) {
+    const { PGlite } = await import('@electric-sql/pglite');
+    pglite = await PGlite.create({ loadDataDir: await templateBlob() });
+  }
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: new ReusablePool(pglite) }) });
+  return {
+    kind: 'pglite',
+    db,
+    ping: async (timeoutMs = 2000) => {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`database did not answer within ${timeoutMs} ms`)), timeoutMs);
+      });
+      await Promise.race([sql`select 1`.execute(db), late]).finally(() => clearTimeout(timer));
+    },
+    poolStats: () => ({ total: 1, idle: 1, waiting: 0 }),
+    close: () => db.destroy(),
+  };
 }
 
 /**
