@@ -1,13 +1,13 @@
 // The demo in real headless Chromium (Debian's chromium, driven by playwright-core): sign in at the demo
 // provider, back on the page, refresh, sign out; then a run that denies consent and sees the error.
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import t from 'tap';
-import { freePort, ROOT, waitFor } from '../helpers/process.js';
+import { seedDataDir } from '../helpers/pglite-template.js';
+import { freePort, startProcess } from '../helpers/process.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 
@@ -20,27 +20,21 @@ t.test(
     const port = await freePort();
     const demoPort = await freePort();
     const base = `http://localhost:${port}`;
-    // exactly what `npm start` runs
-    const demo = spawn(process.execPath, ['--import=tsx', 'demo/start.ts'], {
-      cwd: ROOT,
-      env: {
-        PATH: process.env.PATH ?? '',
-        HOME: process.env.HOME ?? '/tmp',
-        DATA_DIR: dataDir,
-        PORT: String(port),
-        DEMO_PROVIDER_PORT: String(demoPort),
-        LOG_LEVEL: 'warn',
-      },
-      stdio: ['ignore', 'ignore', 'pipe'],
+    // exactly what `npm start` runs, on a data directory that has been through initdb already (the first start
+    // on an empty one is test/server.test.ts's business)
+    await seedDataDir(dataDir);
+    const demo = startProcess(['--import=tsx', 'demo/start.ts'], {
+      DATA_DIR: dataDir,
+      PORT: String(port),
+      DEMO_PROVIDER_PORT: String(demoPort),
+      LOG_LEVEL: 'warn',
     });
-    let stderr = '';
-    demo.stderr!.on('data', (d) => (stderr += d));
-    const exited = new Promise((r) => demo.once('exit', r));
     t.teardown(async () => {
-      demo.kill('SIGTERM');
-      await exited;
+      demo.child.kill('SIGTERM');
+      await demo.exited;
     });
-    await waitFor(`${base}/readyz`);
+    await demo.answers(`${base}/readyz`);
+    const stderr = demo.output;
 
     const browser = await chromium.launch({
       executablePath: CHROMIUM,
@@ -104,6 +98,6 @@ t.test(
     t.ok(await second.locator('#signed-in').isHidden(), 'no session');
 
     t.same(pageErrors, [], 'no script errors on the page');
-    t.notMatch(stderr, /error/i, 'nothing went wrong in the gateway');
+    t.notMatch(stderr(), /error/i, 'nothing went wrong in the gateway');
   },
 );
