@@ -99,5 +99,6 @@ t.test(
 
     t.same(pageErrors, [], 'no script errors on the page');
     t.notMatch(stderr(), /error/i, 'nothing went wrong in the gateway');
+    t.notMatch(stderr(), /Unsupported runtime/, 'oidc-provider accepts this Node.js');
   },
 );
