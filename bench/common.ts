@@ -89,8 +89,13 @@ export async function startGateway(env: Record<string, string> = {}): Promise<Be
     DATABASE_URL: database.url,
     SECRET_KEY: randomBytes(32).toString('base64'),
     HOST: '127.0.0.1',
-    // every request comes from one client IP: the per-IP refresh limit would measure itself, not a rotation
+    // the in-process app and the process (on a port of its own) must agree on the issuer of the tokens they mint
+    PUBLIC_URL: 'http://localhost:3000',
+    // every request comes from one client IP: a per-IP limit would measure itself, not the route
     RATE_LIMIT_REFRESH: '0',
+    RATE_LIMIT_SESSION: '0',
+    RATE_LIMIT_DISCOVERY: '0',
+    RATE_LIMIT_OPERATIONS: '0',
     ...env,
   };
   const storage = await openStorage({ databaseUrl: database.url, poolSize: 4 });

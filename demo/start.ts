@@ -1,21 +1,23 @@
-// `npm start`: the gateway on the embedded database with a local demo OpenID provider ("Demo ID", a real
-// oidc-provider with a sign-in page) configured as a provider, and the demo page at the gateway's root.
-// Real providers are configured through the environment as usual and appear next to the demo one.
-import { spawn } from 'node:child_process';
+// `npm start`: the gateway on the embedded database (or DATABASE_URL) with a local demo OpenID provider ("Demo ID",
+// a real oidc-provider with a sign-in page) as its only provider, and the demo page at the gateway's root.
+//
+// Demo ID signs anyone in with any name and email they type. So that this can never reach a real account, the
+// launcher refuses to run in production, next to real providers, or on a database holding users who did not sign
+// in through the demo; Demo ID listens on 127.0.0.1 only, and the gateway never links its logins by email.
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage } from 'node:http';
-import { fileURLToPath } from 'node:url';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { sql } from 'kysely';
+import { loadConfig, nodeEnvOf, parseConfig, providerEnvPrefix, providerIdsOf } from '../src/config.js';
+import { listenError, runGateway } from '../src/gateway.js';
+import type { Storage } from '../src/storage/db.js';
+import { exitOnStartupFailure, StartupError } from '../src/startup.js';
 import { createUpstream, type Interaction } from './upstream.js';
 
-// This launcher is a development tool outside src/: it reads the few settings it needs to wire the two together
-// and passes everything else through to the gateway, whose config module validates it.
-const env = process.env;
-const port = Number(env.PORT ?? 3000);
-const publicUrl = (env.PUBLIC_URL ?? `http://localhost:${port}`).replace(/\/+$/, '');
-const demoPort = Number(env.DEMO_PROVIDER_PORT ?? port + 1);
-const issuer = `http://localhost:${demoPort}`;
-const clientId = 'auth-gateway-demo';
-const clientSecret = randomBytes(24).toString('base64url');
+const PROVIDER_ID = 'demo';
+const DEMO_PREFIX = providerEnvPrefix(PROVIDER_ID);
+const INSTEAD =
+  'Demo ID signs anyone in with any name and email, so npm start only runs where no real account can be reached.\n' +
+  'Run the gateway without the demo instead: npm run gateway (or node dist/src/server.js), with your AUTH_PROVIDERS and PROVIDER_* settings.';
 
 const escape = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
@@ -53,57 +55,143 @@ button[value=login]{background:#1d4ed8;color:#fff;border-color:#1d4ed8}
 </form></main></body></html>`);
 }
 
-const upstream = await createUpstream({
-  issuer,
-  clients: [{ clientId, clientSecret, redirectUris: [`${publicUrl}/auth/demo/callback`] }],
-  conformIdTokenClaims: false,
-  async interact(i) {
-    if (i.details.prompt.name === 'consent') return i.consent(); // a demo: no consent screen
-    if (i.req.method !== 'POST') return signInPage(i);
-    const f = await form(i.req);
-    if (f.get('action') !== 'login') return i.deny();
-    const email = (f.get('email') ?? '').trim().toLowerCase();
-    const name = (f.get('name') ?? '').trim() || email;
-    // the same email is the same demo account
-    return i.login({ accountId: `demo-${Buffer.from(email).toString('base64url')}`, claims: { email, email_verified: true, name } });
-  },
-});
+/** Why npm start must not run with these settings, before anything is started; undefined when it may. */
+function settingsRefusal(env: NodeJS.ProcessEnv): string | undefined {
+  if (nodeEnvOf(env) === 'production') return 'NODE_ENV=production';
+  const real = providerIdsOf(env).filter((id) => id !== PROVIDER_ID);
+  if (real.length) return `AUTH_PROVIDERS configures real providers (${real.join(', ')})`;
+  return undefined;
+}
 
-const server = createServer((req, res) => {
-  upstream.handle(req, res).catch((err: unknown) => {
-    if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
-    res.end(String((err as Error).message ?? err));
+/**
+ * Refuses a database holding users who did not come through the demo. A user counts as the demo's when it has at
+ * least one identity and every identity it has is at provider `demo`: a user with an identity anywhere else, or
+ * with none (made through the admin API or by hand), is a real account.
+ */
+async function refuseRealUsers(storage: Storage): Promise<void> {
+  const { rows } = await sql<{ users: string | null }>`select to_regclass('users')::text as users`.execute(storage.db);
+  if (!rows[0]?.users) return; // a database the gateway has never migrated holds no users of ours
+  const real = await storage.db
+    .selectFrom('users as u')
+    .select((eb) => eb.fn.countAll<string>().as('count'))
+    .where((eb) =>
+      eb.or([
+        eb.not(eb.exists(eb.selectFrom('identities as i').select('i.id').whereRef('i.user_id', '=', 'u.id'))),
+        eb.exists(
+          eb.selectFrom('identities as i').select('i.id').whereRef('i.user_id', '=', 'u.id').where('i.provider', '<>', PROVIDER_ID),
+        ),
+      ]),
+    )
+    .executeTakeFirstOrThrow();
+  const count = Number(real.count);
+  if (count === 0) return;
+  const providers = (
+    await storage.db
+      .selectFrom('identities')
+      .select('provider')
+      .distinct()
+      .where('provider', '<>', PROVIDER_ID)
+      .orderBy('provider')
+      .execute()
+  ).map((r) => r.provider);
+  const without = await storage.db
+    .selectFrom('users as u')
+    .select((eb) => eb.fn.countAll<string>().as('count'))
+    .where((eb) => eb.not(eb.exists(eb.selectFrom('identities as i').select('i.id').whereRef('i.user_id', '=', 'u.id'))))
+    .executeTakeFirstOrThrow();
+  const kinds = [
+    ...(providers.length ? [`identities at ${providers.join(', ')}`] : []),
+    ...(Number(without.count) ? [`${without.count} without any identity`] : []),
+  ];
+  throw new StartupError(
+    `npm start refuses to run: the database (${storage.location}) holds ${count} user${count === 1 ? '' : 's'} who did not sign in through the demo (${kinds.join('; ')}).\n` +
+      `${INSTEAD}\nOr try the demo on a database of its own: unset DATABASE_URL and set DATA_DIR to an empty directory.`,
+  );
+}
+
+async function main(): Promise<void> {
+  // the demo provider is configured here and nowhere else: settings for it from the environment are dropped
+  const env: NodeJS.ProcessEnv = {};
+  const dropped: string[] = [];
+  for (const [name, value] of Object.entries(process.env)) {
+    if (name.startsWith(DEMO_PREFIX)) dropped.push(name);
+    else env[name] = value;
+  }
+  const refusal = settingsRefusal(env);
+  if (refusal) throw new StartupError(`npm start refuses to run: ${refusal}.\n${INSTEAD}`);
+
+  const clientId = 'auth-gateway-demo';
+  const clientSecret = randomBytes(24).toString('base64url');
+  const demoProvider = (issuer: string) => ({
+    AUTH_PROVIDERS: PROVIDER_ID,
+    [`${DEMO_PREFIX}TYPE`]: 'oidc',
+    [`${DEMO_PREFIX}NAME`]: 'Demo ID',
+    [`${DEMO_PREFIX}ISSUER`]: issuer,
+    [`${DEMO_PREFIX}CLIENT_ID`]: clientId,
+    [`${DEMO_PREFIX}CLIENT_SECRET`]: clientSecret,
+    // anyone can type any email at Demo ID: it must never make a login land on the user who has that email
+    [`${DEMO_PREFIX}TRUST_EMAIL`]: 'false',
   });
-});
-await new Promise<void>((resolve) => server.listen(demoPort, env.HOST === '127.0.0.1' ? '127.0.0.1' : '0.0.0.0', resolve));
+  // the gateway's own parsing and messages for PORT, HOST, PUBLIC_URL, DEMO_PROVIDER_PORT and everything else
+  // (first for the ports, which the demo provider's issuer needs); the demo listens on this machine only unless
+  // HOST says otherwise
+  const base = { HOST: '127.0.0.1', DEMO_PAGE: 'true', ...env };
+  const { publicUrl, demoProviderPort } = parseConfig({ ...base, ...demoProvider('http://localhost') });
+  const issuer = `http://localhost:${demoProviderPort}`;
+  const loaded = await loadConfig({ ...base, ...demoProvider(issuer) });
 
-const providers = (env.AUTH_PROVIDERS ?? '')
-  .split(',')
-  .map((s) => s.trim())
-  .filter(Boolean);
-const gateway = spawn(process.execPath, ['--import=tsx', fileURLToPath(new URL('../src/server.ts', import.meta.url))], {
-  stdio: 'inherit',
-  env: {
-    ...env,
-    PORT: String(port),
-    PUBLIC_URL: publicUrl,
-    AUTH_PROVIDERS: ['demo', ...providers.filter((p) => p !== 'demo')].join(','),
-    PROVIDER_DEMO_TYPE: 'oidc',
-    PROVIDER_DEMO_NAME: 'Demo ID',
-    PROVIDER_DEMO_ISSUER: issuer,
-    PROVIDER_DEMO_CLIENT_ID: clientId,
-    PROVIDER_DEMO_CLIENT_SECRET: clientSecret,
-    PROVIDER_DEMO_TRUST_EMAIL: 'true',
-    DEMO_PAGE: env.DEMO_PAGE ?? 'true',
-  },
-});
-process.stderr.write(`demo provider "Demo ID" at ${issuer}; open ${publicUrl}/ to sign in\n`);
+  let server: Server | undefined;
+  const startDemoProvider = async () => {
+    const upstream = await createUpstream({
+      issuer,
+      clients: [{ clientId, clientSecret, redirectUris: [`${publicUrl}/auth/${PROVIDER_ID}/callback`] }],
+      conformIdTokenClaims: false,
+      async interact(i) {
+        if (i.details.prompt.name === 'consent') return i.consent(); // a demo: no consent screen
+        if (i.req.method !== 'POST') return signInPage(i);
+        const f = await form(i.req);
+        if (f.get('action') !== 'login') return i.deny();
+        const email = (f.get('email') ?? '').trim().toLowerCase();
+        const name = (f.get('name') ?? '').trim() || email;
+        // the same email is the same demo account
+        return i.login({ accountId: `demo-${Buffer.from(email).toString('base64url')}`, claims: { email, email_verified: true, name } });
+      },
+    });
+    const s = createServer((req, res) => {
+      upstream.handle(req, res).catch((err: unknown) => {
+        if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+        res.end(String((err as Error).message ?? err));
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      s.once('error', (err) =>
+        reject(listenError(err, `127.0.0.1:${demoProviderPort} for Demo ID`, 'DEMO_PROVIDER_PORT, or PORT+1 by default')),
+      );
+      s.listen(demoProviderPort, '127.0.0.1', () => resolve());
+    });
+    server = s;
+  };
+  const stopDemoProvider = async () => {
+    server?.closeAllConnections();
+    await new Promise((resolve) => (server ? server.close(resolve) : resolve(undefined)));
+  };
 
-const stop = (signal: NodeJS.Signals) => gateway.kill(signal);
-process.on('SIGINT', stop);
-process.on('SIGTERM', stop);
-gateway.on('exit', (code, signal) => {
-  server.close();
-  server.closeAllConnections();
-  process.exit(code ?? (signal ? 0 : 1));
-});
+  let gateway;
+  try {
+    gateway = await runGateway(loaded, {
+      beforeMigrate: refuseRealUsers,
+      beforeListen: async (log) => {
+        for (const name of dropped) log.warn(`${name} is ignored: npm start configures the demo provider itself`);
+        await startDemoProvider();
+      },
+      onStop: stopDemoProvider,
+    });
+  } catch (err) {
+    await stopDemoProvider();
+    throw err;
+  }
+  await gateway.ready();
+  process.stderr.write(`Demo ID (the demo provider) is at ${issuer}; open ${publicUrl}/ to sign in\n`);
+}
+
+main().catch(exitOnStartupFailure);

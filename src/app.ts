@@ -6,9 +6,11 @@ import Fastify, { LogController, type FastifyBaseLogger } from 'fastify';
 import type { Config } from './config.js';
 import type { App, AppContext } from './context.js';
 import { demoPageRoutes } from './demo-page.js';
-import { registerErrorHandler } from './errors.js';
+import { BODY_LIMIT, registerErrorHandler } from './errors.js';
 import { healthRoutes, metricsRoutes } from './health.js';
 import { registerRateLimits } from './http/rate-limit.js';
+import { registerSecurityHeaders } from './http/security-headers.js';
+import { registerValidation } from './http/validation.js';
 import { loggerOptions } from './logger.js';
 import type { Storage } from './storage/db.js';
 import { adminRoutes } from './admin/routes.js';
@@ -23,6 +25,7 @@ import { discoveryRoutes } from './tokens/discovery.js';
 import { DatabaseKeyStore } from './tokens/key-store.js';
 import { KeyManager } from './tokens/keys.js';
 import { sessionRoutes } from './tokens/routes.js';
+import { RefreshTokenCodec } from './tokens/refresh-token.js';
 import { SecretBox } from './tokens/secret-box.js';
 import { SessionService } from './tokens/sessions.js';
 import { TokenService } from './tokens/tokens.js';
@@ -41,20 +44,22 @@ export interface AppDeps {
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
+/** proxy-addr walks from the socket (hop 0) leftwards through X-Forwarded-For: trust the first `hops` of them */
+const hopsTrusted = (hops: number) => (_address: string, hop: number) => hop < hops;
+
 export function buildApp(config: Config & { secretKey: Buffer }, deps: AppDeps): App {
   const app = Fastify({
     ...(deps.logger ? { loggerInstance: deps.logger } : { logger: loggerOptions(config.logLevel) }),
-    // a hop count trusts that many proxies in front of us
-    trustProxy:
-      typeof config.trustProxy === 'number' ? (_addr: string, hop: number) => hop < (config.trustProxy as number) : config.trustProxy,
+    // the number of proxies in front of us, or their addresses: X-Forwarded-For entries they appended, never the
+    // client's own (config.ts refuses `true`)
+    trustProxy: typeof config.trustProxy === 'number' ? hopsTrusted(config.trustProxy) : config.trustProxy,
     // accept a caller's X-Request-Id when it is harmless, otherwise make one
     genReqId: (req) => {
       const incoming = req.headers['x-request-id'];
       return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
     },
     requestIdHeader: false,
-    bodyLimit: 64 * 1024,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+    bodyLimit: BODY_LIMIT,
     return503OnClosing: true,
     // one access-log line per request, written by the onResponse hook below
     logController: new LogController({ disableRequestLogging: true }),
@@ -62,14 +67,18 @@ export function buildApp(config: Config & { secretKey: Buffer }, deps: AppDeps):
 
   const now = deps.now ?? (() => new Date());
   const db = deps.storage.db;
+  // the current SECRET_KEY, then a previous one accepted for reading during a key change
+  const secretKeys = config.secretKeyPrevious ? [config.secretKey, config.secretKeyPrevious] : [config.secretKey];
+  const refreshTokens = new RefreshTokenCodec(secretKeys);
   const keys = new KeyManager(
     new DatabaseKeyStore(db),
-    new SecretBox(config.secretKey, 'signing keys'),
+    new SecretBox(secretKeys, 'signing keys'),
     {
       alg: config.signingAlg,
       rotationInterval: config.keyRotationInterval,
       jwksMaxAge: config.jwksMaxAge,
-      maxTokenLifetime: Math.max(config.accessTokenTtl, config.refreshTokenTtl),
+      // refresh tokens are not signed with these keys: only access tokens count
+      maxTokenLifetime: config.accessTokenTtl,
       now,
       log: app.log,
       tickIntervalMs: config.keyCheckInterval * 1000,
@@ -105,7 +114,16 @@ export function buildApp(config: Config & { secretKey: Buffer }, deps: AppDeps):
     draining: false,
     keys,
     tokens,
-    sessions: new SessionService(db, tokens, config, now, app.log, (outcome) => metrics.refreshOutcome(outcome)),
+    refreshTokens,
+    sessions: new SessionService({
+      storage: deps.storage,
+      tokens,
+      codec: refreshTokens,
+      config,
+      now,
+      log: app.log,
+      onRefresh: (outcome) => metrics.refreshOutcome(outcome),
+    }),
     providers: createProviderRegistry(config.providers, { fetch: fetchImpl, now, timeoutMs: config.upstreamTimeoutMs }),
     flows: new FlowStore(db, config, now),
     identities: new IdentityService(db, now),
@@ -136,6 +154,10 @@ export function buildApp(config: Config & { secretKey: Buffer }, deps: AppDeps):
   });
 
   registerErrorHandler(app);
+  // bodies are never coerced; query strings have their numbers parsed; refusals name the field
+  registerValidation(app);
+  // first of the onRequest hooks: even a request refused by a rate limit gets the headers
+  registerSecurityHeaders(app, config);
   // before the routes: the plugin attaches each route's limit as the route is added
   registerRateLimits(app, config);
   void app.register(cookie);

@@ -9,6 +9,7 @@ import type { Metrics } from './metrics.js';
 import type { ProviderRegistry } from './providers/registry.js';
 import type { Storage } from './storage/db.js';
 import type { KeyManager } from './tokens/keys.js';
+import type { RefreshTokenCodec } from './tokens/refresh-token.js';
 import type { SessionService } from './tokens/sessions.js';
 import type { TokenService } from './tokens/tokens.js';
 
@@ -30,6 +31,8 @@ export interface AppContext {
   draining: boolean;
   keys: KeyManager;
   tokens: TokenService;
+  /** reads and mints the opaque refresh tokens */
+  refreshTokens: RefreshTokenCodec;
   sessions: SessionService;
   providers: ProviderRegistry;
   flows: FlowStore;

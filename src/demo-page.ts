@@ -2,6 +2,7 @@
 // /auth/userinfo, the decoded access token, and Refresh and Sign out buttons. It only calls the public API.
 import { Type } from '@sinclair/typebox';
 import type { App } from './context.js';
+import { pageHeaders } from './http/security-headers.js';
 
 const HTML = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>auth-gateway demo</title><link rel="icon" href="data:,">
@@ -76,18 +77,19 @@ providers().then(refresh);
 `;
 
 export async function demoPageRoutes(app: App): Promise<void> {
-  const headers = {
-    'content-security-policy': "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; img-src 'self' data:",
-    'x-content-type-options': 'nosniff',
-    'referrer-policy': 'no-referrer',
-    'cache-control': 'no-cache',
-  };
-  app.get('/', { schema: { response: { 200: Type.String() } } }, async (_request, reply) => {
-    void reply.headers(headers).type('text/html; charset=utf-8');
+  // the security headers come from the one global policy; the page adds only the sources it uses
+  const helmet = pageHeaders({
+    'script-src': ["'self'"],
+    'connect-src': ["'self'"],
+    'style-src': ["'unsafe-inline'"],
+    'img-src': ["'self'", 'data:'],
+  });
+  app.get('/', { helmet, schema: { response: { 200: Type.String() } } }, async (_request, reply) => {
+    void reply.header('cache-control', 'no-cache').type('text/html; charset=utf-8');
     return HTML;
   });
-  app.get('/demo.js', { schema: { response: { 200: Type.String() } } }, async (_request, reply) => {
-    void reply.headers(headers).type('text/javascript; charset=utf-8');
+  app.get('/demo.js', { helmet, schema: { response: { 200: Type.String() } } }, async (_request, reply) => {
+    void reply.header('cache-control', 'no-cache').type('text/javascript; charset=utf-8');
     return SCRIPT;
   });
 }

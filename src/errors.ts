@@ -11,6 +11,7 @@ export type OAuthErrorCode =
   | 'access_denied'
   | 'insufficient_scope'
   | 'not_found'
+  | 'method_not_allowed'
   | 'conflict'
   | 'rate_limited'
   | 'server_error'
@@ -34,13 +35,30 @@ export const invalidRequest = (description: string) => new AppError('invalid_req
 export const invalidGrant = (description: string) => new AppError('invalid_grant', 401, description);
 export const notFound = (description: string) => new AppError('not_found', 404, description);
 export const conflict = (description: string) => new AppError('conflict', 409, description);
-/** RFC 6750 section 3: a missing or bad bearer token gets 401 with WWW-Authenticate */
+/** The realm of every Bearer challenge (RFC 6750 section 3). */
+export const REALM = 'auth-gateway';
+const quoted = (s: string) => s.replace(/["\\]/g, "'");
+
+/** A Bearer challenge, with an error code only when one applies (RFC 6750 section 3). */
+export function bearerChallenge(error?: string, description?: string): string {
+  return `Bearer realm="${REALM}"${error ? `, error="${error}"` : ''}${description ? `, error_description="${quoted(description)}"` : ''}`;
+}
+
+/** RFC 6750 section 3.1: a bad bearer token gets 401 with WWW-Authenticate naming error="invalid_token" */
 export const invalidToken = (description: string) =>
-  new AppError('invalid_token', 401, description, {
-    headers: { 'www-authenticate': `Bearer error="invalid_token", error_description="${description.replace(/"/g, "'")}"` },
-  });
+  new AppError('invalid_token', 401, description, { headers: { 'www-authenticate': bearerChallenge('invalid_token', description) } });
+
+/**
+ * RFC 6750 section 3.1: a request without any credentials (or with another scheme than Bearer) "SHOULD NOT
+ * include an error code or other error information" in the challenge. The JSON body keeps our code.
+ */
+export const missingToken = (description: string) =>
+  new AppError('invalid_token', 401, description, { headers: { 'www-authenticate': bearerChallenge() } });
 export const unavailable = (description: string, options?: ErrorOptions) =>
   new AppError('temporarily_unavailable', 503, description, { ...options, headers: { 'retry-after': '5' } });
+
+/** The largest request body any route reads (bytes); larger ones get 413. */
+export const BODY_LIMIT = 64 * 1024;
 
 export interface ErrorBody {
   error: string;
@@ -83,7 +101,7 @@ export function registerErrorHandler(app: FastifyInstance): void {
       // Fastify's own 4xx (bad JSON, body too large, unsupported media type, rate limit)
       status = (err as FastifyError).statusCode!;
       const code = status === 429 ? 'rate_limited' : status === 404 ? 'not_found' : 'invalid_request';
-      body = { error: code, error_description: err.message };
+      body = { error: code, error_description: fastifyMessage(err as FastifyError) };
     } else {
       status = 500;
       // a 5xx never leaks a message or a stack: they go to the log only
@@ -93,7 +111,45 @@ export function registerErrorHandler(app: FastifyInstance): void {
     void reply.code(status).header('cache-control', 'no-store').send(body);
   });
 
-  app.setNotFoundHandler((request, reply) => {
-    void reply.code(404).send({ error: 'not_found', error_description: `No route ${request.method} ${request.url.split('?')[0]}` });
+  // every route's method and path pattern, for 405 answers
+  const routes: { method: string; pattern: RegExp }[] = [];
+  app.addHook('onRoute', (route) => {
+    if (route.url === undefined || route.url.includes('*')) return;
+    for (const method of [route.method].flat()) routes.push({ method, pattern: routePattern(route.url) });
   });
+
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0];
+    const allowed = new Set(routes.filter((r) => r.pattern.test(path) && r.method !== 'OPTIONS').map((r) => r.method));
+    if (allowed.has('GET')) allowed.add('HEAD');
+    if (allowed.size > 0 && !allowed.has(request.method)) {
+      // RFC 9110 section 15.5.6: a 405 MUST carry Allow with the methods the resource supports
+      const allow = METHOD_ORDER.filter((m) => allowed.has(m)).join(', ');
+      void reply
+        .code(405)
+        .header('allow', allow)
+        .header('cache-control', 'no-store')
+        .send({ error: 'method_not_allowed', error_description: `${request.method} is not allowed on ${path}; use ${allow}.` });
+      return;
+    }
+    void reply.code(404).send({ error: 'not_found', error_description: `No route ${request.method} ${path}` });
+  });
+}
+
+const METHOD_ORDER = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'];
+
+/** `/admin/users/:id` → /^\/admin\/users\/[^/]+$/ */
+function routePattern(url: string): RegExp {
+  const source = url
+    .split('/')
+    .map((segment) => (segment.startsWith(':') ? '[^/]+' : segment.replace(/[.+?^${}()|[\]\\]/g, '\\$&')))
+    .join('/');
+  return new RegExp(`^${source}$`);
+}
+
+/** Fastify's 4xx messages, with what to do instead where Fastify's own text does not say it. */
+function fastifyMessage(err: FastifyError): string {
+  if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return `${err.message}; send a JSON body with Content-Type: application/json.`;
+  if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return `The request body is too large (at most ${BODY_LIMIT / 1024} KiB).`;
+  return err.message;
 }

@@ -1,8 +1,8 @@
 // Liveness and readiness.
 import { Type } from '@sinclair/typebox';
 import type { App } from './context.js';
-import { invalidToken } from './errors.js';
-import { bearerToken, secretMatches } from './http/bearer.js';
+import { invalidToken, missingToken } from './errors.js';
+import { bearerToken, presentsBearer, secretMatches } from './http/bearer.js';
 
 const Health = Type.Object({ status: Type.Literal('ok') });
 const Ready = Type.Object({
@@ -49,6 +49,7 @@ export async function metricsRoutes(app: App): Promise<void> {
   const { config, metrics } = app.ctx;
   app.get('/metrics', { schema: { response: { 200: Type.String() } } }, async (request, reply) => {
     if (config.metricsToken && !secretMatches(bearerToken(request), config.metricsToken)) {
+      if (!presentsBearer(request)) throw missingToken('The metrics token is required.');
       throw invalidToken('A valid metrics token is required.');
     }
     void reply.header('content-type', metrics.registry.contentType).header('cache-control', 'no-store');

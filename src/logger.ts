@@ -1,6 +1,6 @@
 // pino options shared by the app and the process: request ids, and no secret ever reaches a log line.
 import type { IncomingMessage } from 'node:http';
-import type { LoggerOptions } from 'pino';
+import { type DestinationStream, type Logger, type LoggerOptions, pino } from 'pino';
 
 /** query parameters whose values never reach a log line */
 const SENSITIVE_PARAMS = new Set([
@@ -99,4 +99,28 @@ export function loggerOptions(level: string): LoggerOptions {
       },
     },
   };
+}
+
+/** Where the process writes its log: stdout, or a stream standing in for it. */
+export type LogOutput = DestinationStream & { isTTY?: boolean };
+
+/**
+ * The process's logger: JSON lines, or pino-pretty's readable lines when the output is a terminal and the gateway
+ * is not in production (a production log is always JSON, for whatever collects it). Either way the lines are
+ * censored first: the formatters run before anything is written.
+ */
+export async function createProcessLogger(
+  config: { logLevel: string; env: string },
+  output: LogOutput = process.stdout as LogOutput,
+): Promise<Logger> {
+  const options = loggerOptions(config.logLevel);
+  if (config.env !== 'production' && output.isTTY) {
+    // loaded only here: production never needs it
+    const { default: pretty } = await import('pino-pretty');
+    return pino(
+      options,
+      pretty({ destination: output, sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }),
+    );
+  }
+  return output === process.stdout ? pino(options) : pino(options, output);
 }

@@ -1,29 +1,22 @@
 // `npm run migrate`: applies pending migrations to DATABASE_URL (or the embedded database in DATA_DIR) and exits.
-import { ConfigError, parseConfig } from './config.js';
-import { openStorage } from './storage/db.js';
+import { parseConfig } from './config.js';
+import { openStorage, waitForDatabase } from './storage/db.js';
 import { migrate } from './storage/migrator.js';
+import { exitOnStartupFailure } from './startup.js';
 
-async function main(): Promise<void> {
-  let config;
-  try {
-    config = parseConfig(process.env);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`${err.message}\n`);
-      process.exit(1);
-    }
-    throw err;
-  }
+try {
+  const config = parseConfig(process.env);
   const storage = await openStorage(config.databaseUrl ? { databaseUrl: config.databaseUrl } : { pgliteDir: config.dataDir });
   try {
+    await waitForDatabase(storage, {
+      timeoutSeconds: config.databaseConnectTimeout,
+      onRetry: (message, delayMs) => process.stderr.write(`${message}; retrying in ${Math.ceil(delayMs / 1000)} s\n`),
+    });
     const applied = await migrate(storage.db);
     process.stdout.write(applied.length ? `applied: ${applied.join(', ')}\n` : 'database is up to date\n');
   } finally {
     await storage.close();
   }
+} catch (err) {
+  exitOnStartupFailure(err);
 }
-
-main().catch((err) => {
-  process.stderr.write(`migration failed: ${(err as Error).message}\n`);
-  process.exit(1);
-});

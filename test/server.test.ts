@@ -29,7 +29,7 @@ t.test('a bad configuration stops start-up with one message listing every proble
   t.equal(await gw.exited, 1);
   const out = gw.output();
   t.match(out, /^Invalid configuration:\n/);
-  t.match(out, /PORT must be a whole number/);
+  t.match(out, /PORT must be a whole number from 1 to 65535, got "x"/);
   t.match(out, /SECRET_KEY is required/);
   t.match(out, /PROVIDER_CORP_CLIENT_ID is required/);
   t.notMatch(out, /at .*\.ts:\d+/, 'no stack trace');

@@ -4,8 +4,8 @@
 // CSRF surface.
 import type { FastifyRequest } from 'fastify';
 import type { AppContext } from '../context.js';
-import { AppError, invalidToken } from '../errors.js';
-import { bearerToken, secretMatches } from '../http/bearer.js';
+import { AppError, bearerChallenge, invalidToken, missingToken } from '../errors.js';
+import { bearerToken, presentsBearer, secretMatches } from '../http/bearer.js';
 import { liveSession } from '../tokens/sessions.js';
 import { TokenRejected } from '../tokens/tokens.js';
 
@@ -14,14 +14,17 @@ export const ADMIN_ROLE = 'admin';
 /** RFC 6750 section 3.1: a valid token without the needed privileges gets 403 insufficient_scope. */
 const insufficientScope = () =>
   new AppError('insufficient_scope', 403, 'The admin role is required.', {
-    headers: { 'www-authenticate': 'Bearer error="insufficient_scope", error_description="The admin role is required."' },
+    headers: { 'www-authenticate': bearerChallenge('insufficient_scope', 'The admin role is required.') },
   });
 
 /** Returns a function that authenticates a request and answers the audit actor: "admin-token" or "user:<id>". */
 export function adminAuthenticator(ctx: AppContext): (request: FastifyRequest) => Promise<string> {
   return async (request) => {
     const token = bearerToken(request);
-    if (!token) throw invalidToken('A Bearer token is required.');
+    if (!token) {
+      if (!presentsBearer(request)) throw missingToken('A Bearer token is required.');
+      throw invalidToken('The Authorization header is not a single Bearer token.');
+    }
     if (ctx.config.adminToken && secretMatches(token, ctx.config.adminToken)) return 'admin-token';
 
     let claims;

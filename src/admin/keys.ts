@@ -1,7 +1,6 @@
 // Admin: signing keys (public metadata only) and rotation on demand.
 import { Type } from '@sinclair/typebox';
 import type { App } from '../context.js';
-import { recordAudit } from '../audit.js';
 import { perMinute } from '../http/rate-limit.js';
 import { adminErrors, iso, isoOrNull, SigningKeyInfo, Timestamp } from './schemas.js';
 
@@ -42,21 +41,36 @@ export async function keyRoutes(app: App): Promise<void> {
       ...limited,
       schema: {
         body: Type.Union([Type.Object({}, { additionalProperties: false }), Type.Null()]),
-        response: { 200: Type.Object({ kid: Type.String(), activate_at: Timestamp }), ...adminErrors },
+        response: {
+          200: Type.Object({
+            kid: Type.String(),
+            activate_at: Timestamp,
+            result: Type.Union([Type.Literal('created'), Type.Literal('brought_forward'), Type.Literal('already_scheduled')]),
+          }),
+          ...adminErrors,
+        },
       },
     },
     async (request) => {
       // published now, signing only after one JWKS cache period (JWKS_MAX_AGE), so verifiers that cached the
       // JWKS learn the key before they meet a token it signed
-      const { kid, activateAt } = await keys.rotateNow();
-      await recordAudit(storage.db, {
-        type: 'key.rotation_requested',
-        actor: request.adminActor,
-        ip: request.ip,
-        details: { kid, activate_at: iso(activateAt) },
-        at: app.ctx.now(),
-      });
-      return { kid, activate_at: iso(activateAt) };
+      // the event is written in the rotation's transaction, and says what the request did: a failed insert
+      // undoes the rotation, and a request that found the next key already due is not recorded as a rotation
+      const { kid, activateAt, result } = await keys.rotateNow((r, tx) =>
+        tx.audit({
+          type: 'key.rotation_requested',
+          actor: request.adminActor,
+          ip: request.ip,
+          details: {
+            kid: r.kid,
+            activate_at: iso(r.activateAt),
+            result: r.result,
+            ...(r.previousActivateAt ? { previous_activate_at: iso(r.previousActivateAt) } : {}),
+          },
+          at: app.ctx.now(),
+        }),
+      );
+      return { kid, activate_at: iso(activateAt), result };
     },
   );
 }

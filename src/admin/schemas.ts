@@ -3,7 +3,11 @@ import { type TSchema, Type } from '@sinclair/typebox';
 import { ErrorBody } from '../schemas.js';
 
 /** A UUID exactly as Postgres stores it (ajv's "uuid" format would also let "urn:uuid:…" through). */
-export const Uuid = Type.String({ pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$' });
+export const Uuid = Type.String({
+  pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$',
+  // the words of a validation message (src/http/validation.ts)
+  description: 'a UUID such as 6f1c2d3e-0000-4000-8000-000000000000',
+});
 export const Timestamp = Type.String({ format: 'date-time' });
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 

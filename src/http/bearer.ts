@@ -9,6 +9,14 @@ export function bearerToken(request: FastifyRequest): string | undefined {
   return m ? m[1] : undefined;
 }
 
+/**
+ * Whether the request presents Bearer credentials at all, well-formed or not. Without them (no Authorization, or
+ * another scheme) a 401's challenge carries no error code (RFC 6750 section 3.1).
+ */
+export function presentsBearer(request: FastifyRequest): boolean {
+  return /^Bearer(\s|$)/i.test(request.headers.authorization ?? '');
+}
+
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
 /** Compares a presented secret with the expected one in constant time (equal-length digests: no length leak). */

@@ -1,5 +1,8 @@
-// Per client IP rate limits (@fastify/rate-limit). Routes opt in with `config: perMinute(max)`. With REDIS_URL the
-// counters live in Redis, so several instances share them; otherwise each instance counts in-process.
+// Per client rate limits (@fastify/rate-limit) on every route. A route sets its own with `config: perMinute(max)`;
+// every other route gets the limit of its group from DEFAULT_GROUPS (a route in no group: the session limit), so
+// no route is ever unlimited by omission. A client is its IPv4 address, or its IPv6 /64. With
+// REDIS_URL the counters live in Redis, so several instances share them; otherwise each instance counts
+// in-process.
 //
 // Redis down or slow: requests are neither refused (that would make Redis a single point of failure for every
 // login and refresh) nor unlimited (that would turn the brake off exactly when something is failing): each
@@ -21,7 +24,31 @@ export function perMinute(max: number): { rateLimit: RateLimitOptions | false } 
   return { rateLimit: max > 0 ? { max, timeWindow: WINDOW_MS } : false };
 }
 
+type Group = keyof Config['rateLimits'];
+
+/** The limit of routes that do not set their own, by route URL. */
+const DEFAULT_GROUPS: Record<string, Group> = {
+  // cheap, cacheable documents: generous
+  '/.well-known/jwks.json': 'discovery',
+  '/.well-known/openid-configuration': 'discovery',
+  '/auth/providers': 'discovery',
+  '/': 'discovery',
+  '/demo.js': 'discovery',
+  // probes and scrapers
+  '/healthz': 'operations',
+  '/readyz': 'operations',
+  '/metrics': 'operations',
+  // '/auth/userinfo', '/auth/logout' and anything else: 'session'
+};
+
 export function registerRateLimits(app: FastifyInstance, config: Config): void {
+  // before the plugin's own onRoute hook, which reads config.rateLimit
+  app.addHook('onRoute', (route) => {
+    const own = (route.config as { rateLimit?: unknown } | undefined)?.rateLimit;
+    if (own !== undefined) return;
+    const group = DEFAULT_GROUPS[route.url ?? ''] ?? 'session';
+    route.config = { ...route.config, ...perMinute(config.rateLimits[group]) };
+  });
   let store: (new () => FastifyRateLimitStore) | undefined;
   if (config.redisUrl) {
     // loaded only when configured: the client costs about 13 MB of memory that a single instance does not need
@@ -59,6 +86,10 @@ export function registerRateLimits(app: FastifyInstance, config: Config): void {
     global: false,
     hook: 'onRequest',
     store,
+    // the plugin's key: an IPv4 address (an IPv4-mapped IPv6 address counts as its IPv4 address), or the /64 of
+    // an IPv6 address, the smallest block a host is given (RFC 6177, RFC 7934 section 6): one host cannot dodge
+    // its limit by using another of its 2^64 addresses. Pinned here so a plugin default change cannot undo it.
+    ipv6Subnet: 64,
     // our store never reports an error (it falls back to counting in-process), so this is never used
     skipOnError: false,
     errorResponseBuilder: (_request, context) => {

@@ -6,21 +6,31 @@ import type { Config } from '../config.js';
 import type { FlowSecrets } from '../providers/types.js';
 import type { Database } from '../storage/schema.js';
 
+export type FlowPurpose = 'login' | 'link' | 'reauth';
+
 export interface NewFlow {
   provider: string;
   returnTo: string;
+  /** a sign-in, linking an identity to the session's user, or that user authenticating again */
+  purpose: FlowPurpose;
+  /** link and reauth: the session the flow acts for */
+  sessionId: string | null;
+  /** link and reauth: the session's user */
   linkUserId: string | null;
-  /** state, nonce and PKCE verifier, from newFlowSecrets() */
+  /** reauth: where the browser continues once the user authenticated again (return_to is for failures) */
+  nextUrl?: string;
+  /** state, nonce and PKCE verifier from newFlowSecrets(), and what the provider is asked (prompt, max_age) */
   secrets: FlowSecrets;
 }
 
-export interface Flow {
+export interface Flow extends FlowSecrets {
   provider: string;
-  state: string;
-  nonce: string | undefined;
-  codeVerifier: string;
   returnTo: string;
+  purpose: FlowPurpose;
+  sessionId: string | null;
   linkUserId: string | null;
+  nextUrl: string | null;
+  createdAt: Date;
 }
 
 /** Why a callback's state was refused. */
@@ -50,7 +60,7 @@ export class FlowStore {
   async create(flow: NewFlow, browserSecret: string): Promise<Flow> {
     const now = this.now();
     // RFC 6749 section 10.12 / RFC 9700 section 4.7.1: the state is one-time and bound to this browser
-    const { state, nonce, codeVerifier } = flow.secrets;
+    const { state, nonce, codeVerifier, prompt, maxAge, loginHint } = flow.secrets;
     await this.db
       .insertInto('login_flows')
       .values({
@@ -60,12 +70,31 @@ export class FlowStore {
         nonce: nonce ?? null,
         code_verifier: codeVerifier,
         return_to: flow.returnTo,
+        purpose: flow.purpose,
+        session_id: flow.sessionId,
+        next_url: flow.nextUrl ?? null,
         link_user_id: flow.linkUserId,
+        prompt: prompt ?? null,
+        max_age: maxAge ?? null,
         created_at: now,
         expires_at: new Date(now.getTime() + this.config.loginFlowTtl * 1000),
       })
       .execute();
-    return { provider: flow.provider, state, nonce, codeVerifier, returnTo: flow.returnTo, linkUserId: flow.linkUserId };
+    return {
+      provider: flow.provider,
+      state,
+      nonce,
+      codeVerifier,
+      ...(prompt ? { prompt } : {}),
+      ...(maxAge !== undefined ? { maxAge } : {}),
+      ...(loginHint ? { loginHint } : {}),
+      returnTo: flow.returnTo,
+      purpose: flow.purpose,
+      sessionId: flow.sessionId,
+      linkUserId: flow.linkUserId,
+      nextUrl: flow.nextUrl ?? null,
+      createdAt: now,
+    };
   }
 
   /**
@@ -91,8 +120,14 @@ export class FlowStore {
         state,
         nonce: row.nonce ?? undefined,
         codeVerifier: row.code_verifier,
+        ...(row.prompt ? { prompt: row.prompt } : {}),
+        ...(row.max_age !== null ? { maxAge: row.max_age } : {}),
         returnTo: row.return_to,
+        purpose: row.purpose,
+        sessionId: row.session_id,
         linkUserId: row.link_user_id,
+        nextUrl: row.next_url,
+        createdAt: row.created_at,
       };
     }
     const known = await this.db.selectFrom('login_flows').selectAll().where('state_hash', '=', stateHash).executeTakeFirst();

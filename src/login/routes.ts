@@ -1,24 +1,30 @@
-// The browser flow: the provider list, the redirect to a provider, and the callback.
+// The browser flow: the provider list, the redirect to a provider (sign-in, linking, re-authentication), and the
+// callback.
+import { randomUUID } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
-import type { FastifyRequest } from 'fastify';
-import type { App } from '../context.js';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { App, AppContext } from '../context.js';
 import { recordAudit } from '../audit.js';
 import { AppError, invalidRequest, notFound } from '../errors.js';
 import { readSessionCookie, setSessionCookie } from '../http/cookies.js';
 import { perMinute } from '../http/rate-limit.js';
 import { resolveReturnTo, withQuery } from '../http/return-to.js';
-import { LinkRefused } from '../identity/linking.js';
+import { LinkRefused, type Purpose } from '../identity/linking.js';
 import { newFlowSecrets } from '../providers/registry.js';
-import { ProviderError, type UpstreamProvider } from '../providers/types.js';
+import { type FlowSecrets, ProviderError, type UpstreamProvider } from '../providers/types.js';
 import { ErrorBody } from '../schemas.js';
-import { liveSession } from '../tokens/sessions.js';
-import { TokenRejected } from '../tokens/tokens.js';
-import type { FlowRefusal } from './flows.js';
+import type { Flow, FlowRefusal, NewFlow } from './flows.js';
 
 const ProviderList = Type.Object({
   providers: Type.Array(Type.Object({ id: Type.String(), name: Type.String(), type: Type.String(), login_url: Type.String() })),
 });
 const ProviderParams = Type.Object({ provider: Type.String({ pattern: '^[a-z0-9-]+$', maxLength: 64 }) });
+const LoginQuery = Type.Object({
+  return_to: Type.Optional(Type.String()),
+  link: Type.Optional(Type.Union([Type.Literal('1'), Type.Literal('true')])),
+  // OIDC Core 3.1.2.1: `login` makes the provider ask for the user again (switching users)
+  prompt: Type.Optional(Type.Union([Type.Literal('login'), Type.Literal('select_account')])),
+});
 
 /** What the frontend sees in `?error=` after a failed login (details are in the audit log only). */
 export type LoginErrorCode = 'access_denied' | 'login_failed' | 'temporarily_unavailable' | 'account_disabled' | 'identity_in_use';
@@ -50,20 +56,64 @@ export async function loginRoutes(app: App): Promise<void> {
     })),
   }));
 
-  /** The user of a valid session cookie, for ?link=1 (verified, not rotated). */
-  const sessionUser = async (request: FastifyRequest): Promise<string> => {
-    const token = readSessionCookie(request, config);
-    const { tokens, storage, now } = app.ctx;
+  /** Stores the flow, binds it to this browser and sends the browser to the provider. */
+  const redirectToProvider = async (request: FastifyRequest, reply: FastifyReply, p: UpstreamProvider, flow: Omit<NewFlow, 'provider'>) => {
+    const { flows } = app.ctx;
+    // one flow cookie per browser; several logins in several tabs share it
+    const browserSecret = request.cookies[flowCookie] || flows.newBrowserSecret();
+    const stored = await flows.create({ ...flow, provider: p.id }, browserSecret);
+    void reply.setCookie(flowCookie, browserSecret, {
+      httpOnly: true,
+      // Lax: sent on the provider's top-level redirect back to the callback
+      sameSite: 'lax',
+      secure: config.secureCookies,
+      path: '/',
+      maxAge: config.loginFlowTtl,
+    });
+    void reply.header('cache-control', 'no-store');
+    let url: URL;
     try {
-      if (token) {
-        const claims = await tokens.verifyRefresh(token);
-        const s = await liveSession(storage.db, claims.sid, claims.sub, now()).select('s.user_id').executeTakeFirst();
-        if (s) return s.user_id;
-      }
+      url = await p.authorizationUrl(stored);
     } catch (err) {
-      if (!(err instanceof TokenRejected)) throw err;
+      if (!(err instanceof ProviderError)) throw err;
+      await auditFailure(app.ctx, request, { provider: p.id, reason: err.reason });
+      return reply.redirect(withQuery(flow.returnTo, { error: errorCode(err) }), 302);
     }
-    throw new AppError('login_required', 401, 'Linking an identity needs a signed-in session.');
+    return reply.redirect(url.href, 302);
+  };
+
+  /**
+   * ?link=1: the session's CURRENT refresh token (an older one is reuse and revokes it) and an upstream
+   * authentication at most LINK_MAX_AUTH_AGE old. An older one first sends the browser to authenticate again at
+   * the session's own provider, which then comes back to this same link request.
+   */
+  const startLink = async (request: FastifyRequest, reply: FastifyReply, p: UpstreamProvider, returnTo: string) => {
+    const { sessions, now } = app.ctx;
+    const session = await sessions.current(readSessionCookie(request, config), { ip: request.ip });
+    const age = (now().getTime() - session.authTime.getTime()) / 1000;
+    if (age <= config.linkMaxAuthAge) {
+      const secrets = newFlowSecrets(p);
+      return redirectToProvider(request, reply, p, {
+        returnTo,
+        purpose: 'link',
+        sessionId: session.sessionId,
+        linkUserId: session.userId,
+        secrets,
+      });
+    }
+    const home = session.provider ? app.ctx.providers.get(session.provider) : undefined;
+    if (!home)
+      throw new AppError('login_required', 401, 'Sign in again before linking another account: this session is too old to link one.');
+    // OIDC Core 3.1.2.1: prompt=login asks for the user again; max_age makes the ID token say when (auth_time)
+    const secrets: FlowSecrets = { ...newFlowSecrets(home), prompt: 'login', maxAge: config.linkMaxAuthAge };
+    return redirectToProvider(request, reply, home, {
+      returnTo,
+      nextUrl: resolveReturnTo(request.url, config),
+      purpose: 'reauth',
+      sessionId: session.sessionId,
+      linkUserId: session.userId,
+      secrets,
+    });
   };
 
   app.get(
@@ -72,39 +122,16 @@ export async function loginRoutes(app: App): Promise<void> {
       config: perMinute(config.rateLimits.login),
       schema: {
         params: ProviderParams,
-        querystring: Type.Object({
-          return_to: Type.Optional(Type.String()),
-          link: Type.Optional(Type.Union([Type.Literal('1'), Type.Literal('true')])),
-        }),
+        querystring: LoginQuery,
         response: { 302: Type.Null(), 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 429: ErrorBody },
       },
     },
     async (request, reply) => {
       const p = provider(request.params.provider);
       const returnTo = resolveReturnTo(request.query.return_to, config);
-      const linkUserId = request.query.link ? await sessionUser(request) : null;
-      const { flows } = app.ctx;
-      // one flow cookie per browser; several logins in several tabs share it
-      const browserSecret = request.cookies[flowCookie] || flows.newBrowserSecret();
-      const flow = await flows.create({ provider: p.id, returnTo, linkUserId, secrets: newFlowSecrets(p) }, browserSecret);
-      void reply.setCookie(flowCookie, browserSecret, {
-        httpOnly: true,
-        // Lax: sent on the provider's top-level redirect back to the callback
-        sameSite: 'lax',
-        secure: config.secureCookies,
-        path: '/',
-        maxAge: config.loginFlowTtl,
-      });
-      void reply.header('cache-control', 'no-store');
-      let url: URL;
-      try {
-        url = await p.authorizationUrl(flow);
-      } catch (err) {
-        if (!(err instanceof ProviderError)) throw err;
-        await audit(request, { provider: p.id, reason: err.reason });
-        return reply.redirect(withQuery(returnTo, { error: errorCode(err) }), 302);
-      }
-      return reply.redirect(url.href, 302);
+      if (request.query.link) return startLink(request, reply, p, returnTo);
+      const secrets: FlowSecrets = { ...newFlowSecrets(p), ...(request.query.prompt ? { prompt: request.query.prompt } : {}) };
+      return redirectToProvider(request, reply, p, { returnTo, purpose: 'login', sessionId: null, linkUserId: null, secrets });
     },
   );
 
@@ -120,92 +147,98 @@ export async function loginRoutes(app: App): Promise<void> {
     },
     async (request, reply) => {
       const p = provider(request.params.provider);
-      const { flows, identities, sessions } = app.ctx;
       void reply.header('cache-control', 'no-store');
-      // RFC 6749 section 10.12: the state must be ours, unused, unexpired and from this browser
-      const flow = await flows.consume(p.id, request.query.state as string | undefined, request.cookies[flowCookie]);
+      // RFC 6749 section 10.12: the state must be ours, unused, unexpired and from this browser. It is consumed
+      // before the code is presented to the provider, so one authorization response completes one login at most.
+      const flow = await app.ctx.flows.consume(p.id, request.query.state as string | undefined, request.cookies[flowCookie]);
       if (typeof flow === 'string') {
-        await audit(request, { provider: p.id, reason: flow });
+        await auditFailure(app.ctx, request, { provider: p.id, reason: flow });
         throw invalidRequest(FLOW_REFUSALS[flow]);
       }
-      const fail = async (code: LoginErrorCode, reason: string, details?: Record<string, unknown>) => {
-        await audit(request, { provider: p.id, reason, userId: flow.linkUserId, details });
-        return reply.redirect(withQuery(flow.returnTo, { error: code }), 302);
-      };
-
-      let identity;
-      try {
-        identity = await p.handleCallback(new URL(request.url, config.publicUrl), flow);
-      } catch (err) {
-        if (!(err instanceof ProviderError)) throw err;
-        request.log.info({ provider: p.id, reason: err.reason }, 'upstream login failed');
-        return fail(errorCode(err), err.reason, err.upstreamError ? { upstream_error: err.upstreamError } : undefined);
-      }
-
-      let resolution;
-      try {
-        resolution = await identities.resolve(identity, { trustEmail: p.trustEmail, linkUserId: flow.linkUserId });
-      } catch (err) {
-        if (!(err instanceof LinkRefused)) throw err;
-        return fail(err.reason === 'identity_linked_to_another_user' ? 'identity_in_use' : 'account_disabled', err.reason, {
-          subject: identity.subject,
-        });
-      }
-
-      const at = app.ctx.now();
-      if (resolution.linkedBy === 'explicit' || resolution.linkedBy === 'email') {
-        await recordAudit(app.ctx.storage.db, {
-          type: 'identity.linked',
-          userId: resolution.userId,
-          provider: p.id,
-          actor: resolution.linkedBy === 'explicit' ? `user:${resolution.userId}` : 'system',
-          ip: request.ip,
-          details: { identity_id: resolution.identityId, subject: identity.subject, linked_by: resolution.linkedBy },
-          at,
-        });
-      }
-      if (flow.linkUserId) {
-        // linking keeps the current session; the frontend learns which provider was added
-        return reply.redirect(withQuery(flow.returnTo, { linked: p.id }), 302);
-      }
-      const issued = await sessions.open(resolution.userId, {
-        provider: p.id,
-        ip: request.ip,
-        userAgent: request.headers['user-agent'] ?? null,
-      });
-      await recordAudit(app.ctx.storage.db, {
-        type: 'login',
-        userId: resolution.userId,
-        sessionId: issued.sessionId,
-        provider: p.id,
-        actor: `user:${resolution.userId}`,
-        ip: request.ip,
-        details: { linked_by: resolution.linkedBy, identity_id: resolution.identityId },
-        at,
-      });
-      app.ctx.metrics.logins.inc({ provider: p.id, outcome: 'success', reason: '' });
-      setSessionCookie(reply, config, issued.refreshToken, issued.refreshExpiresIn);
-      return reply.redirect(flow.returnTo, 302);
+      return completeCallback(app.ctx, request, reply, p, flow);
     },
   );
+}
 
-  async function audit(
-    request: FastifyRequest,
-    e: { provider: string; reason: string; userId?: string | null; details?: Record<string, unknown> },
-  ): Promise<void> {
-    app.ctx.metrics.logins.inc({ provider: e.provider, outcome: 'failure', reason: e.reason });
-    await recordAudit(app.ctx.storage.db, {
-      type: 'login',
-      outcome: 'failure',
-      reason: e.reason,
-      provider: e.provider,
-      userId: e.userId ?? null,
-      actor: 'anonymous',
-      ip: request.ip,
-      details: e.details,
-      at: app.ctx.now(),
-    });
+/** The callback after its flow was taken: the upstream exchange, then the login, link or re-authentication. */
+async function completeCallback(ctx: AppContext, request: FastifyRequest, reply: FastifyReply, p: UpstreamProvider, flow: Flow) {
+  const { config, identities, sessions } = ctx;
+  const fail = async (code: LoginErrorCode, reason: string, details?: Record<string, unknown>) => {
+    await auditFailure(ctx, request, { provider: p.id, reason, userId: flow.linkUserId, details });
+    return reply.redirect(withQuery(flow.returnTo, { error: code }), 302);
+  };
+
+  let identity;
+  try {
+    identity = await p.handleCallback(new URL(request.url, config.publicUrl), flow);
+  } catch (err) {
+    if (!(err instanceof ProviderError)) throw err;
+    request.log.info({ provider: p.id, reason: err.reason }, 'upstream login failed');
+    return fail(errorCode(err), err.reason, err.upstreamError ? { upstream_error: err.upstreamError } : undefined);
   }
+
+  const ip = request.ip;
+  const now = ctx.now();
+  let purpose: Purpose;
+  if (flow.purpose === 'login') {
+    purpose = {
+      kind: 'login',
+      session: { id: randomUUID(), provider: p.id, ip, userAgent: request.headers['user-agent'] ?? null, ...sessions.lifetimes(now) },
+    };
+  } else {
+    purpose = { kind: flow.purpose, sessionId: flow.sessionId!, userId: flow.linkUserId!, ip };
+  }
+
+  let done;
+  try {
+    done = await identities.complete(identity, p.trustEmail, purpose);
+  } catch (err) {
+    if (!(err instanceof LinkRefused)) throw err;
+    const code: LoginErrorCode =
+      err.reason === 'identity_linked_to_another_user'
+        ? 'identity_in_use'
+        : err.reason === 'user_disabled'
+          ? 'account_disabled'
+          : 'login_failed';
+    return fail(code, err.reason, { subject: identity.subject });
+  }
+
+  if (purpose.kind === 'link') {
+    // linking keeps the current session; the frontend learns which provider was added
+    return reply.redirect(withQuery(flow.returnTo, { linked: p.id }), 302);
+  }
+  // authenticated again: on to the link request that asked for it
+  if (purpose.kind === 'reauth') return reply.redirect(flow.nextUrl ?? flow.returnTo, 302);
+  ctx.metrics.logins.inc({ provider: p.id, outcome: 'success', reason: '' });
+  const issued = sessions.issue({
+    user: done.user,
+    sessionId: purpose.session.id,
+    authTime: done.at,
+    generation: 0,
+    idleExpiresAt: purpose.session.idleExpiresAt,
+    now: done.at,
+  });
+  setSessionCookie(reply, config, issued.refreshToken, issued.refreshExpiresIn);
+  return reply.redirect(flow.returnTo, 302);
+}
+
+async function auditFailure(
+  ctx: AppContext,
+  request: FastifyRequest,
+  e: { provider: string; reason: string; userId?: string | null; details?: Record<string, unknown> },
+): Promise<void> {
+  ctx.metrics.logins.inc({ provider: e.provider, outcome: 'failure', reason: e.reason });
+  await recordAudit(ctx.storage.db, {
+    type: 'login',
+    outcome: 'failure',
+    reason: e.reason,
+    provider: e.provider,
+    userId: e.userId ?? null,
+    actor: 'anonymous',
+    ip: request.ip,
+    details: e.details,
+    at: ctx.now(),
+  });
 }
 
 function errorCode(err: ProviderError): LoginErrorCode {

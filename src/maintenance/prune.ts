@@ -1,5 +1,5 @@
-// Removes what can no longer be used: expired login flows, expired sessions (their refresh tokens go with them)
-// and expired refresh tokens of live sessions. Retired signing keys are removed by the key manager's own check.
+// Removes what can no longer be used: expired login flows and expired sessions (a session holds its refresh
+// tokens' chain, so they go with it). Retired signing keys are removed by the key manager's own check.
 // Deletes run in small batches so no statement holds many row locks; several instances may prune at once.
 import type { FastifyBaseLogger } from 'fastify';
 import { type Kysely, sql } from 'kysely';
@@ -8,7 +8,6 @@ import type { Database } from '../storage/schema.js';
 export interface PruneCounts {
   loginFlows: number;
   sessions: number;
-  refreshTokens: number;
 }
 
 const BATCH = 5000;
@@ -49,15 +48,14 @@ export class Pruner {
     const now = this.now();
     const counts: PruneCounts = {
       loginFlows: await this.#drain('login_flows', 'state_hash', now),
-      // a session is dead once past its absolute or its idle expiry; its refresh tokens cascade
+      // a session is dead once past its absolute or its idle expiry
       sessions: await this.#drain('sessions', 'id', now, 'idle_expires_at'),
-      refreshTokens: await this.#drain('refresh_tokens', 'jti', now),
     };
-    if (counts.loginFlows || counts.sessions || counts.refreshTokens) this.log.info(counts, 'pruned expired rows');
+    if (counts.loginFlows || counts.sessions) this.log.info(counts, 'pruned expired rows');
     return counts;
   }
 
-  async #drain(table: 'login_flows' | 'sessions' | 'refresh_tokens', key: string, now: Date, alsoExpiredBy?: string): Promise<number> {
+  async #drain(table: 'login_flows' | 'sessions', key: string, now: Date, alsoExpiredBy?: string): Promise<number> {
     let total = 0;
     for (;;) {
       const expired = alsoExpiredBy ? sql`expires_at <= ${now} or ${sql.ref(alsoExpiredBy)} <= ${now}` : sql`expires_at <= ${now}`;

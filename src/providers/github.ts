@@ -13,6 +13,7 @@ import {
   upstreamError,
   validateCallback,
 } from './oidc.js';
+import { checkedIdentity } from './identity.js';
 import { type FlowSecrets, type NormalizedIdentity, type ProviderDeps, ProviderError, type UpstreamProvider } from './types.js';
 
 interface GitHubUser {
@@ -62,6 +63,11 @@ export class GitHubProvider implements UpstreamProvider {
     url.searchParams.set('response_type', 'code');
     url.searchParams.set('scope', this.config.scopes.join(' '));
     url.searchParams.set('state', requireState(flow));
+    // GitHub has no prompt=login: its account picker is the closest it offers; `login` suggests an account.
+    // It reports no auth_time either, so a max_age cannot be checked: a login through GitHub proves only that
+    // this browser is signed in to that GitHub account now.
+    if (flow.prompt === 'login' || flow.prompt === 'select_account') url.searchParams.set('prompt', 'select_account');
+    if (flow.loginHint) url.searchParams.set('login', flow.loginHint);
     await setPkceChallenge(url, flow);
     return url;
   }
@@ -98,7 +104,7 @@ export class GitHubProvider implements UpstreamProvider {
       : undefined;
     if (!primary) throw new ProviderError('no_verified_email', 'the GitHub account has no verified primary email');
     const email = primary.email as string;
-    return {
+    return checkedIdentity({
       provider: this.id,
       subject: String(user.id),
       email,
@@ -106,7 +112,7 @@ export class GitHubProvider implements UpstreamProvider {
       name: text(user.name) ?? text(user.login),
       picture: text(user.avatar_url),
       claims: { ...user, email, email_verified: true },
-    };
+    });
   }
 
   private async api(accessToken: string, path: string): Promise<unknown> {

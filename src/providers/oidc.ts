@@ -12,6 +12,7 @@
 import * as jose from 'jose';
 import * as oauth from 'oauth4webapi';
 import type { ProviderConfig, ProviderType } from '../config.js';
+import { checkedIdentity } from './identity.js';
 import { type FlowSecrets, type NormalizedIdentity, type ProviderDeps, ProviderError, type UpstreamProvider } from './types.js';
 
 /** Seconds of clock difference tolerated on `exp`, `iat` and `nbf`. */
@@ -81,6 +82,9 @@ export class OidcProvider implements UpstreamProvider {
     url.searchParams.set('scope', this.config.scopes.join(' '));
     url.searchParams.set('state', requireState(flow));
     url.searchParams.set('nonce', nonce);
+    if (flow.prompt) url.searchParams.set('prompt', flow.prompt);
+    if (flow.maxAge !== undefined) url.searchParams.set('max_age', String(flow.maxAge));
+    if (flow.loginHint) url.searchParams.set('login_hint', flow.loginHint);
     await setPkceChallenge(url, flow);
     return url;
   }
@@ -115,15 +119,21 @@ export class OidcProvider implements UpstreamProvider {
       tokens = await oauth.processAuthorizationCodeResponse({ ...as, issuer }, client, response, {
         expectedNonce: nonce,
         requireIdToken: true,
+        // OIDC Core 3.1.2.1: with max_age the ID token MUST carry auth_time, no older than max_age
+        ...(flow.maxAge !== undefined ? { maxAge: flow.maxAge } : {}),
       });
     } catch (err) {
       // When the ID token is what oauth4webapi refused, the full verification below names the precise reason.
-      if (idToken !== undefined && !(err instanceof oauth.ResponseBodyError)) await this.verifyIdToken(idToken, nonce, issuer, disc);
+      if (idToken !== undefined && !(err instanceof oauth.ResponseBodyError)) {
+        const claims = await this.verifyIdToken(idToken, nonce, issuer, disc);
+        if (flow.maxAge !== undefined) checkAuthTime(claims, flow.maxAge, this.deps.now());
+      }
       throw toProviderError(err, 'token response');
     }
     // oauth4webapi does not check the signature of an ID token from the token endpoint (OIDC Core 3.1.3.7 step 6
     // allows that over TLS); we do anyway, with every claim check repeated by jose.
     const claims = await this.verifyIdToken(tokens.id_token!, nonce, issuer, disc);
+    if (flow.maxAge !== undefined) checkAuthTime(claims, flow.maxAge, this.deps.now());
     const userinfo = await this.userInfo(as, client, tokens.access_token, claims.sub!);
     return identityFrom(this.id, claims, userinfo);
   }
@@ -232,20 +242,33 @@ export class OidcProvider implements UpstreamProvider {
   }
 }
 
+/**
+ * OIDC Core 3.1.2.1 / 3.1.3.7 step 13: when max_age was requested, auth_time MUST be present and the
+ * authentication no older than max_age (oauth4webapi checks it too; this names the reason).
+ */
+function checkAuthTime(claims: jose.JWTPayload, maxAge: number, now: Date): void {
+  const authTime = claims.auth_time;
+  if (typeof authTime !== 'number') throw new ProviderError('id_token_auth_time', 'ID token has no auth_time although max_age was sent');
+  if (authTime + maxAge < Math.floor(now.getTime() / 1000) - CLOCK_TOLERANCE_S) {
+    throw new ProviderError('id_token_auth_time', 'the provider did not authenticate the user recently enough');
+  }
+}
+
 /** Email and email_verified come as a pair from the ID token when it has an email, else from UserInfo. */
 function identityFrom(provider: string, idClaims: jose.JWTPayload, userinfo: Record<string, unknown>): NormalizedIdentity {
   const claims: Record<string, unknown> = { ...userinfo, ...idClaims };
   const source: Record<string, unknown> = typeof idClaims.email === 'string' ? idClaims : userinfo;
   const email = text(source.email);
-  return {
+  return checkedIdentity({
     provider,
     subject: idClaims.sub!,
     email,
     emailVerified: email !== null && source.email_verified === true,
     name: text(claims.name),
     picture: text(claims.picture),
+    ...(typeof idClaims.auth_time === 'number' ? { authTime: new Date(idClaims.auth_time * 1000) } : {}),
     claims,
-  };
+  });
 }
 
 function joseError(err: unknown): ProviderError {

@@ -8,6 +8,15 @@ export interface FlowSecrets {
   nonce: string | undefined;
   /** PKCE (RFC 7636) verifier; the provider sends its S256 challenge */
   codeVerifier: string;
+  /**
+   * OIDC Core 3.1.2.1 `prompt`: `login` makes the provider ask for the user again (switching users,
+   * re-authentication), `none` forbids any interaction, `select_account` shows its account picker.
+   */
+  prompt?: 'login' | 'none' | 'select_account';
+  /** OIDC Core 3.1.2.1 `max_age` (seconds): the ID token must then carry an `auth_time` at most this old */
+  maxAge?: number;
+  /** OIDC Core 3.1.2.1 `login_hint` (an email or a user name the provider may prefill) */
+  loginHint?: string;
 }
 
 /** A user as the provider vouches for them, normalised across provider types. */
@@ -19,6 +28,8 @@ export interface NormalizedIdentity {
   emailVerified: boolean;
   name: string | null;
   picture: string | null;
+  /** when the provider last authenticated the user (OIDC `auth_time`), when it says */
+  authTime?: Date;
   /** the verified ID token claims (and UserInfo / API user), for the identities.raw_claims column */
   claims: Record<string, unknown>;
 }
@@ -27,7 +38,8 @@ export interface NormalizedIdentity {
  * Why an upstream login failed. `reason` is a short stable code written to the audit log and used as the
  * `?error=` of the redirect back to the frontend (after mapping), e.g. access_denied, id_token_signature,
  * id_token_iss, id_token_aud, id_token_azp, id_token_nonce, id_token_expired, id_token_iat, id_token_sub,
- * id_token_alg, iss_mismatch, tenant_not_allowed, no_verified_email, upstream_unavailable, upstream_error.
+ * id_token_alg, iss_mismatch, tenant_not_allowed, no_verified_email, invalid_claim (a claim the gateway cannot
+ * store, e.g. holding U+0000), upstream_unavailable, upstream_error.
  */
 export class ProviderError extends Error {
   constructor(

@@ -4,6 +4,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Kysely, type Migration, type MigrationProvider, type MigrationResultSet, Migrator, sql } from 'kysely';
+import { StartupError } from '../startup.js';
 
 /** migrations/ at the repository root, from src/storage (tsx) or dist/src/storage (compiled) */
 export function defaultMigrationsDir(): string {
@@ -31,7 +32,7 @@ class SqlFileMigrationProvider implements MigrationProvider {
   }
 }
 
-export class MigrationError extends Error {
+export class MigrationError extends StartupError {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = 'MigrationError';
@@ -45,7 +46,8 @@ export async function migrate(db: Kysely<any>, dir = defaultMigrationsDir()): Pr
   const result: MigrationResultSet = await migrator.migrateToLatest();
   if (result.error) {
     const failed = result.results?.find((r) => r.status === 'Error')?.migrationName;
-    throw new MigrationError(`migration ${failed ?? ''} failed: ${String((result.error as Error).message ?? result.error)}`, {
+    const reason = String((result.error as Error).message ?? result.error);
+    throw new MigrationError(failed ? `migration ${failed} failed: ${reason}` : `migrating the database failed: ${reason}`, {
       cause: result.error,
     });
   }

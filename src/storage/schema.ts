@@ -39,6 +39,13 @@ export interface LoginFlowsTable {
   code_verifier: string;
   return_to: string;
   link_user_id: string | null;
+  purpose: Generated<'login' | 'link' | 'reauth'>;
+  /** link and reauth: the session the flow acts for */
+  session_id: string | null;
+  /** reauth: where the browser continues after a successful re-authentication */
+  next_url: string | null;
+  prompt: 'login' | 'none' | 'select_account' | null;
+  max_age: number | null;
   created_at: Timestamp;
   expires_at: ColumnType<Date, Date | string, Date | string>;
 }
@@ -55,16 +62,12 @@ export interface SessionsTable {
   expires_at: ColumnType<Date, Date | string, Date | string>;
   revoked_at: NullableTimestamp;
   revoked_reason: string | null;
-}
-
-export interface RefreshTokensTable {
-  jti: string;
-  session_id: string;
-  parent_jti: string | null;
-  created_at: Timestamp;
-  expires_at: ColumnType<Date, Date | string, Date | string>;
-  used_at: NullableTimestamp;
-  revoked_at: NullableTimestamp;
+  /** the generation of the session's current refresh token; every rotation adds one */
+  refresh_gen: Generated<number>;
+  /** when the current generation was issued (null: never rotated) */
+  rotated_at: NullableTimestamp;
+  /** when the user last authenticated upstream for this session */
+  auth_time: Timestamp;
 }
 
 export interface SigningKeysTable {
@@ -100,7 +103,6 @@ export interface Database {
   identities: IdentitiesTable;
   login_flows: LoginFlowsTable;
   sessions: SessionsTable;
-  refresh_tokens: RefreshTokensTable;
   signing_keys: SigningKeysTable;
   audit_events: AuditEventsTable;
 }
@@ -111,6 +113,5 @@ export type UserUpdate = Updateable<UsersTable>;
 export type Identity = Selectable<IdentitiesTable>;
 export type LoginFlow = Selectable<LoginFlowsTable>;
 export type Session = Selectable<SessionsTable>;
-export type RefreshTokenRow = Selectable<RefreshTokensTable>;
 export type SigningKeyRow = Selectable<SigningKeysTable>;
 export type AuditEvent = Selectable<AuditEventsTable>;

@@ -1,7 +1,10 @@
 // What sibling services need to verify our tokens: the JWKS and the OpenID configuration.
 import { createHash } from 'node:crypto';
-import { Type } from '@sinclair/typebox';
+import { type Static, Type } from '@sinclair/typebox';
+import type { Config } from '../config.js';
 import type { App } from '../context.js';
+import { publicDocumentHeaders } from '../http/security-headers.js';
+import { ErrorBody } from '../schemas.js';
 
 const Jwk = Type.Object(
   {
@@ -36,7 +39,9 @@ const OpenIdConfiguration = Type.Object({
 });
 
 export async function discoveryRoutes(app: App): Promise<void> {
-  // the ETag is computed once per published set (keys.jwks() returns the same object until the set changes)
+  const { config, keys } = app.ctx;
+  // ETags are computed once per body: keys.jwks() returns the same object until the published set changes, and
+  // the discovery document is built once per set of key algorithms (keys.algorithms() is stable in between)
   const etags = new WeakMap<object, string>();
   const etagOf = (body: object) => {
     let etag = etags.get(body);
@@ -46,51 +51,75 @@ export async function discoveryRoutes(app: App): Promise<void> {
     }
     return etag;
   };
+  /** RFC 9110 section 13.1.2: If-None-Match is a list of entity tags, or "*" */
+  const notModified = (header: string | undefined, etag: string) =>
+    header !== undefined && (header.trim() === '*' || header.split(',').some((t) => t.trim().replace(/^W\//, '') === etag));
 
-  app.get('/.well-known/jwks.json', { schema: { response: { 200: Jwks, 304: Type.Null() } } }, async (request, reply) => {
-    const { keys, config } = app.ctx;
-    const body = keys.jwks();
-    const etag = etagOf(body);
-    void reply
-      .header('cache-control', `public, max-age=${config.jwksMaxAge}`)
-      .header('etag', etag)
-      .header('access-control-allow-origin', '*');
-    if (request.headers['if-none-match'] === etag) return reply.code(304).send(null);
-    return body;
-  });
+  const errors = { 429: ErrorBody };
+  app.get(
+    '/.well-known/jwks.json',
+    { helmet: publicDocumentHeaders, schema: { response: { 200: Jwks, 304: Type.Null(), ...errors } } },
+    async (request, reply) => {
+      const body = keys.jwks();
+      const etag = etagOf(body);
+      void reply
+        .header('cache-control', `public, max-age=${config.jwksMaxAge}`)
+        .header('etag', etag)
+        .header('access-control-allow-origin', '*');
+      if (notModified(request.headers['if-none-match'], etag)) return reply.code(304).send(null);
+      return body;
+    },
+  );
 
-  app.get('/.well-known/openid-configuration', { schema: { response: { 200: OpenIdConfiguration } } }, async (_request, reply) => {
-    const { config, keys } = app.ctx;
-    const base = config.publicUrl;
-    const algs = [...new Set([config.signingAlg, ...keys.algorithms()])];
-    void reply.header('cache-control', 'public, max-age=3600').header('access-control-allow-origin', '*');
-    return {
-      issuer: config.issuer,
-      jwks_uri: `${base}/.well-known/jwks.json`,
-      authorization_endpoint: `${base}/auth/providers`,
-      userinfo_endpoint: `${base}/auth/userinfo`,
-      end_session_endpoint: `${base}/auth/logout`,
-      token_endpoint: `${base}/auth/refresh`,
-      response_types_supported: ['code'],
-      subject_types_supported: ['public'],
-      id_token_signing_alg_values_supported: algs,
-      token_endpoint_auth_methods_supported: ['none'],
-      claims_supported: [
-        'iss',
-        'sub',
-        'aud',
-        'exp',
-        'iat',
-        'jti',
-        'sid',
-        'client_id',
-        'auth_time',
-        'email',
-        'email_verified',
-        'name',
-        'roles',
-      ],
-      access_token_signing_alg_values_supported: algs,
-    };
-  });
+  let document: { algorithms: string[]; body: Static<typeof OpenIdConfiguration> } | undefined;
+  const discoveryDocument = () => {
+    const algorithms = keys.algorithms();
+    if (document?.algorithms !== algorithms) document = { algorithms, body: buildDocument(config, algorithms) };
+    return document.body;
+  };
+
+  app.get(
+    '/.well-known/openid-configuration',
+    { helmet: publicDocumentHeaders, schema: { response: { 200: OpenIdConfiguration, 304: Type.Null(), ...errors } } },
+    async (request, reply) => {
+      const body = discoveryDocument();
+      const etag = etagOf(body);
+      void reply.header('cache-control', 'public, max-age=3600').header('etag', etag).header('access-control-allow-origin', '*');
+      if (notModified(request.headers['if-none-match'], etag)) return reply.code(304).send(null);
+      return body;
+    },
+  );
+}
+
+function buildDocument(config: Config, keyAlgorithms: string[]): Static<typeof OpenIdConfiguration> {
+  const base = config.publicUrl;
+  const algs = [...new Set([config.signingAlg, ...keyAlgorithms])];
+  return {
+    issuer: config.issuer,
+    jwks_uri: `${base}/.well-known/jwks.json`,
+    authorization_endpoint: `${base}/auth/providers`,
+    userinfo_endpoint: `${base}/auth/userinfo`,
+    end_session_endpoint: `${base}/auth/logout`,
+    token_endpoint: `${base}/auth/refresh`,
+    response_types_supported: ['code'],
+    subject_types_supported: ['public'],
+    id_token_signing_alg_values_supported: algs,
+    token_endpoint_auth_methods_supported: ['none'],
+    claims_supported: [
+      'iss',
+      'sub',
+      'aud',
+      'exp',
+      'iat',
+      'jti',
+      'sid',
+      'client_id',
+      'auth_time',
+      'email',
+      'email_verified',
+      'name',
+      'roles',
+    ],
+    access_token_signing_alg_values_supported: algs,
+  };
 }

@@ -1,5 +1,6 @@
 // Where signing keys live: one small interface and its database implementation (Postgres or PGlite).
 import { type Kysely, sql } from 'kysely';
+import { type AuditInput, recordAudit } from '../audit.js';
 import type { Database, SigningKeyRow } from '../storage/schema.js';
 
 export interface NewSigningKey {
@@ -15,6 +16,8 @@ export interface NewSigningKey {
 
 /** Changes made while holding the rotation lock. */
 export interface KeyStoreTx {
+  /** an audit event in the rotation's transaction */
+  audit(event: AuditInput): Promise<void>;
   list(): Promise<SigningKeyRow[]>;
   insert(key: NewSigningKey): Promise<void>;
   activate(kid: string, at: Date): Promise<void>;
@@ -22,6 +25,8 @@ export interface KeyStoreTx {
   /** pulls a scheduled key's activation time earlier or later */
   reschedule(kid: string, activateAt: Date): Promise<void>;
   remove(kid: string): Promise<void>;
+  /** replaces a key's encrypted private part (sealed again under the current SECRET_KEY) */
+  reseal(kid: string, privateJwkEnc: string): Promise<void>;
 }
 
 export interface KeyStore {
@@ -45,6 +50,7 @@ export class DatabaseKeyStore implements KeyStore {
     return this.db.transaction().execute(async (trx) => {
       await sql`select pg_advisory_xact_lock(${ROTATION_LOCK})`.execute(trx);
       return fn({
+        audit: (event) => recordAudit(trx, event),
         list: () => trx.selectFrom('signing_keys').selectAll().orderBy('created_at').execute(),
         insert: async (k) => {
           await trx
@@ -77,6 +83,9 @@ export class DatabaseKeyStore implements KeyStore {
         },
         remove: async (kid) => {
           await trx.deleteFrom('signing_keys').where('kid', '=', kid).execute();
+        },
+        reseal: async (kid, privateJwkEnc) => {
+          await trx.updateTable('signing_keys').set({ private_jwk_enc: privateJwkEnc }).where('kid', '=', kid).execute();
         },
       });
     });

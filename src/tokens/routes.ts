@@ -4,12 +4,13 @@ import { Type } from '@sinclair/typebox';
 import { jsonArrayFrom } from 'kysely/helpers/postgres';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { App } from '../context.js';
-import { AppError, invalidGrant, invalidToken } from '../errors.js';
-import { bearerToken } from '../http/bearer.js';
+import { AppError, invalidGrant, invalidToken, missingToken } from '../errors.js';
+import { bearerToken, presentsBearer } from '../http/bearer.js';
 import { clearSessionCookie, readSessionCookie, setSessionCookie } from '../http/cookies.js';
 import { perMinute } from '../http/rate-limit.js';
 import { resolveReturnTo } from '../http/return-to.js';
 import { ErrorBody } from '../schemas.js';
+import { preparedQuery } from '../storage/prepared.js';
 import { liveSession } from './sessions.js';
 import { TokenRejected } from './tokens.js';
 
@@ -39,8 +40,35 @@ const UserInfo = Type.Object({
   ),
 });
 
+interface UserInfoRow {
+  id: string;
+  email: string | null;
+  email_verified: boolean;
+  name: string | null;
+  picture: string | null;
+  roles: string[];
+  identities: { provider: string; subject: string; email: string | null }[];
+}
+
 export async function sessionRoutes(app: App): Promise<void> {
   const { config } = app.ctx;
+  const userinfoQuery = preparedQuery<'sid' | 'sub' | 'now', UserInfoRow>('gw_userinfo', (slot) =>
+    liveSession(app.ctx.storage.db, slot('sid'), slot('sub'), slot('now')).select((eb) => [
+      'u.id',
+      'u.email',
+      'u.email_verified',
+      'u.name',
+      'u.picture',
+      'u.roles',
+      jsonArrayFrom(
+        eb
+          .selectFrom('identities as i')
+          .select(['i.provider', 'i.subject', 'i.email'])
+          .whereRef('i.user_id', '=', 'u.id')
+          .orderBy('i.created_at'),
+      ).as('identities'),
+    ]),
+  );
   // CORS (with cookies) only for the exact ALLOWED_ORIGINS, only on these routes
   await app.register(cors, {
     origin: config.allowedOrigins,
@@ -50,12 +78,47 @@ export async function sessionRoutes(app: App): Promise<void> {
     maxAge: 600,
   });
 
+  const ownOrigin = new URL(config.publicUrl).origin;
+  const allowedOrigin = (origin: string) => origin === ownOrigin || config.allowedOrigins.includes(origin);
+
   /** Cookie-authenticated POSTs only from our own or an allowed origin (defence in depth next to SameSite=Lax). */
   const checkOrigin = (request: FastifyRequest) => {
     const origin = request.headers.origin;
-    if (origin && origin !== new URL(config.publicUrl).origin && !config.allowedOrigins.includes(origin)) {
+    if (origin && !allowedOrigin(origin)) {
       throw new AppError('access_denied', 403, 'Cross-origin request from an origin that is not allowed.');
     }
+  };
+
+  /**
+   * GET /auth/logout acts on the cookie alone, which SameSite=Lax still sends on a cross-site top-level
+   * navigation: a link or a redirect on any site could log the user out (logout CSRF). So a GET logs out only
+   * when the browser says where it comes from and that is us or an allowed origin: an allowed Origin, Fetch
+   * Metadata `Sec-Fetch-Site: same-origin` or `none` (a bookmark, the address bar), or else a Referer on an
+   * allowed origin (a cross-site frontend in ALLOWED_ORIGINS, or a browser without Fetch Metadata). Anything
+   * else, no evidence at all included, is refused: fail closed.
+   */
+  const checkNavigation = (request: FastifyRequest) => {
+    const refuse = () =>
+      new AppError(
+        'access_denied',
+        403,
+        'A logout link from another site is refused: sign out with POST /auth/logout, or link from an allowed origin.',
+      );
+    const { origin, referer } = request.headers;
+    if (origin !== undefined) {
+      if (allowedOrigin(origin)) return;
+      throw refuse();
+    }
+    const site = request.headers['sec-fetch-site'];
+    if (site === 'same-origin' || site === 'none') return;
+    let refererOrigin: string | undefined;
+    try {
+      refererOrigin = referer ? new URL(referer).origin : undefined;
+    } catch {
+      refererOrigin = undefined;
+    }
+    if (refererOrigin && allowedOrigin(refererOrigin)) return;
+    throw refuse();
   };
   const meta = (request: FastifyRequest) => ({ ip: request.ip, userAgent: request.headers['user-agent'] ?? null });
 
@@ -96,16 +159,19 @@ export async function sessionRoutes(app: App): Promise<void> {
 
   /** Revokes the session named by the cookie, a body refresh token or a Bearer access token. */
   const logout = async (request: FastifyRequest, reply: FastifyReply, bodyToken: string | undefined) => {
-    const { sessions, tokens } = app.ctx;
+    const { sessions, tokens, refreshTokens } = app.ctx;
     let sessionId: string | undefined;
     const access = bearerToken(request);
     const refresh = bodyToken ?? readSessionCookie(request, config);
-    try {
-      // RFC 7009 section 2.2: an invalid or expired token is not an error for the caller
-      if (refresh) sessionId = (await tokens.verifyRefresh(refresh, { allowExpired: true })).sid;
-      else if (access) sessionId = (await tokens.verifyAccess(access)).sid;
-    } catch (err) {
-      if (!(err instanceof TokenRejected)) throw err;
+    // RFC 7009 section 2.2: an invalid or expired token is not an error for the caller. Any token of the
+    // session's chain names it: an older one ends it just as well.
+    if (refresh) sessionId = refreshTokens.parse(refresh)?.sessionId;
+    else if (access) {
+      try {
+        sessionId = (await tokens.verifyAccess(access)).sid;
+      } catch (err) {
+        if (!(err instanceof TokenRejected)) throw err;
+      }
     }
     if (sessionId) await sessions.revoke(sessionId, { reason: 'logout', actor: 'user', ip: request.ip, auditType: 'logout' });
     clearSessionCookie(reply, config);
@@ -114,7 +180,7 @@ export async function sessionRoutes(app: App): Promise<void> {
 
   app.post(
     '/auth/logout',
-    { schema: { body: RefreshBody, response: { 204: Type.Null(), 400: ErrorBody, 403: ErrorBody } } },
+    { schema: { body: RefreshBody, response: { 204: Type.Null(), 400: ErrorBody, 403: ErrorBody, 429: ErrorBody } } },
     async (request, reply) => {
       const bodyToken = request.body?.refresh_token;
       if (!bodyToken && !bearerToken(request)) checkOrigin(request);
@@ -128,20 +194,24 @@ export async function sessionRoutes(app: App): Promise<void> {
     {
       schema: {
         querystring: Type.Object({ return_to: Type.Optional(Type.String()) }),
-        response: { 302: Type.Null(), 400: ErrorBody },
+        response: { 302: Type.Null(), 400: ErrorBody, 403: ErrorBody, 429: ErrorBody },
       },
     },
     async (request, reply) => {
       const target = resolveReturnTo(request.query.return_to, config);
+      checkNavigation(request);
       await logout(request, reply, undefined);
       return reply.redirect(target, 302);
     },
   );
 
-  app.get('/auth/userinfo', { schema: { response: { 200: UserInfo, 401: ErrorBody } } }, async (request, reply) => {
+  app.get('/auth/userinfo', { schema: { response: { 200: UserInfo, 401: ErrorBody, 429: ErrorBody } } }, async (request, reply) => {
     const { tokens, storage, now } = app.ctx;
     const token = bearerToken(request);
-    if (!token) throw invalidToken('A Bearer access token is required.');
+    if (!token) {
+      if (!presentsBearer(request)) throw missingToken('A Bearer access token is required.');
+      throw invalidToken('The Authorization header is not a single Bearer token.');
+    }
     let claims;
     try {
       claims = await tokens.verifyAccess(token);
@@ -150,24 +220,8 @@ export async function sessionRoutes(app: App): Promise<void> {
         throw invalidToken(err.reason === 'expired' ? 'The access token has expired.' : 'The access token is invalid.');
       throw err;
     }
-    // one round trip: the session, its user and the user's identities
-    const row = await liveSession(storage.db, claims.sid, claims.sub, now())
-      .select((eb) => [
-        'u.id',
-        'u.email',
-        'u.email_verified',
-        'u.name',
-        'u.picture',
-        'u.roles',
-        jsonArrayFrom(
-          eb
-            .selectFrom('identities as i')
-            .select(['i.provider', 'i.subject', 'i.email'])
-            .whereRef('i.user_id', '=', 'u.id')
-            .orderBy('i.created_at'),
-        ).as('identities'),
-      ])
-      .executeTakeFirst();
+    // one prepared statement: the session, its user and the user's identities
+    const [row] = await userinfoQuery.run(storage, { sid: claims.sid, sub: claims.sub, now: now() });
     if (!row) {
       throw invalidToken('The session of this access token has ended.');
     }

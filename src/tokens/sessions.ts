@@ -1,24 +1,24 @@
-// Sessions and their refresh tokens: open, rotate (with reuse detection), revoke.
+// Sessions and their refresh-token chain: open, rotate (with reuse detection and a grace window for concurrent
+// refreshes), check for linking, revoke.
+//
+// A session row holds the generation of its current refresh token (refresh_gen); a refresh token names its
+// session and generation under a MAC (refresh-token.ts). A rotation is ONE prepared UPDATE of that row, which
+// only matches while the presented generation is the current one: two concurrent rotations of one token queue on
+// the row lock and the second no longer matches (Postgres re-checks the row after the lock), so exactly one
+// rotates. Any older generation of a valid chain is reuse (RFC 9700 section 4.14.2) and revokes the session,
+// except the just-rotated predecessor within REFRESH_GRACE_PERIOD while its successor is unused (two tabs
+// refreshing at once): it is answered with that same successor, and nothing is revoked.
 import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import { type Kysely, sql } from 'kysely';
 import { recordAudit } from '../audit.js';
 import type { Config } from '../config.js';
-import { invalidGrant } from '../errors.js';
+import { AppError, invalidGrant } from '../errors.js';
 import type { Database } from '../storage/schema.js';
-import { type RefreshClaims, type TokenService, TokenRejected } from './tokens.js';
-
-interface RotatedRow {
-  session_id: string;
-  user_id: string;
-  session_created_at: Date;
-  email: string | null;
-  email_verified: boolean;
-  name: string | null;
-  roles: string[];
-  new_jti: string;
-  refresh_expires_at: Date;
-}
+import type { Storage } from '../storage/db.js';
+import { preparedQuery } from '../storage/prepared.js';
+import type { RefreshTokenCodec, RefreshTokenClaims } from './refresh-token.js';
+import type { TokenService } from './tokens.js';
 
 export interface ClientMeta {
   ip?: string | null;
@@ -33,6 +33,15 @@ export interface IssuedTokens {
   refreshToken: string;
   /** seconds until the refresh token (and so the session cookie) expires */
   refreshExpiresIn: number;
+}
+
+/** What a token needs of its user. */
+export interface TokenUser {
+  id: string;
+  email: string | null;
+  email_verified: boolean;
+  name: string | null;
+  roles: string[];
 }
 
 /**
@@ -52,192 +61,306 @@ export function liveSession(db: Kysely<Database>, sid: string, sub: string, now:
     .where('u.status', '=', 'active');
 }
 
-export type RefreshOutcome = 'ok' | 'reuse' | 'expired' | 'revoked' | 'invalid' | 'disabled';
+/** A session a login opens, with where it came from. */
+export interface NewSession {
+  id: string;
+  userId: string;
+  provider: string | null;
+  ip: string | null;
+  userAgent: string | null;
+  expiresAt: Date;
+  idleExpiresAt: Date;
+}
+
+/** The columns a new session row is written with (by open() and by the login's one statement). */
+export const NEW_SESSION_COLUMNS = [
+  'id',
+  'user_id',
+  'provider',
+  'user_agent',
+  'ip',
+  'created_at',
+  'auth_time',
+  'last_used_at',
+  'idle_expires_at',
+  'expires_at',
+] as const;
+
+export function newSessionRow(s: NewSession, now: Date): Record<(typeof NEW_SESSION_COLUMNS)[number], string | Date | null> {
+  return {
+    id: s.id,
+    user_id: s.userId,
+    provider: s.provider,
+    user_agent: s.userAgent?.slice(0, 512) ?? null,
+    ip: s.ip,
+    created_at: now,
+    auth_time: now,
+    last_used_at: now,
+    idle_expires_at: s.idleExpiresAt,
+    expires_at: s.expiresAt,
+  };
+}
+
+export type RefreshOutcome = 'ok' | 'grace' | 'reuse' | 'expired' | 'revoked' | 'invalid' | 'disabled';
+
+interface RotatedRow {
+  user_id: string;
+  auth_time: Date;
+  refresh_gen: number;
+  idle_expires_at: Date;
+  email: string | null;
+  email_verified: boolean;
+  name: string | null;
+  roles: string[];
+}
+
+const MESSAGES: Record<Exclude<RefreshOutcome, 'ok' | 'grace'>, string> = {
+  invalid: 'The refresh token is invalid.',
+  reuse: 'The refresh token was already used; the session has been revoked.',
+  revoked: 'The session has been revoked.',
+  expired: 'The session has expired.',
+  disabled: 'The user is disabled.',
+};
+
+export interface SessionServiceDeps {
+  storage: Storage;
+  tokens: TokenService;
+  codec: RefreshTokenCodec;
+  config: Pick<Config, 'refreshTokenTtl' | 'sessionMaxAge' | 'refreshGracePeriod'>;
+  now: () => Date;
+  log: FastifyBaseLogger;
+  /** told every refresh outcome (metrics) */
+  onRefresh?: (outcome: RefreshOutcome) => void;
+}
+
+/** A session a refresh token proves, for linking: its current token, live. */
+export interface CurrentSession {
+  sessionId: string;
+  userId: string;
+  provider: string | null;
+  authTime: Date;
+}
+
+/**
+ * The rotation, one prepared statement: it matches only a live session of an active user whose current
+ * generation is the presented one, moves it to the next generation and extends its idle expiry.
+ */
+const rotation = (db: Kysely<Database>) =>
+  preparedQuery<'sid' | 'gen' | 'now' | 'idle', RotatedRow>('gw_rotate_refresh', (slot) =>
+    db
+      .updateTable('sessions as s')
+      .from('users as u')
+      .set((eb) => ({
+        refresh_gen: eb('s.refresh_gen', '+', 1),
+        rotated_at: slot('now'),
+        last_used_at: slot('now'),
+        idle_expires_at: eb.fn<Date>('least', [sql`${slot('idle')}::timestamptz`, eb.ref('s.expires_at')]),
+      }))
+      .whereRef('u.id', '=', 's.user_id')
+      .where('s.id', '=', slot('sid'))
+      .where('s.refresh_gen', '=', slot('gen'))
+      .where('s.revoked_at', 'is', null)
+      .where('s.expires_at', '>', slot('now'))
+      .where('s.idle_expires_at', '>', slot('now'))
+      .where('u.status', '=', 'active')
+      .returning(['s.user_id', 's.auth_time', 's.refresh_gen', 's.idle_expires_at', 'u.email', 'u.email_verified', 'u.name', 'u.roles']),
+  );
 
 export class SessionService {
-  constructor(
-    private readonly db: Kysely<Database>,
-    private readonly tokens: TokenService,
-    private readonly config: Config,
-    private readonly now: () => Date,
-    private readonly log: FastifyBaseLogger,
-    /** told every refresh outcome (metrics) */
-    private readonly onRefresh: (outcome: RefreshOutcome) => void = () => {},
-  ) {}
+  readonly #db: Kysely<Database>;
+  readonly #rotate: ReturnType<typeof rotation>;
 
-  /** Opens a session for a user and issues its first tokens. Runs in `db` (a transaction when given one). */
-  async open(userId: string, meta: ClientMeta & { provider?: string | null }, db: Kysely<Database> = this.db): Promise<IssuedTokens> {
-    const now = this.now();
-    const sessionId = randomUUID();
-    const jti = randomUUID();
-    const expiresAt = new Date(now.getTime() + this.config.sessionMaxAge * 1000);
-    const refreshExpiresAt = this.#refreshExpiry(now, expiresAt);
-    const user = await db
-      .selectFrom('users')
-      .select(['id', 'email', 'email_verified', 'name', 'roles', 'status'])
-      .where('id', '=', userId)
-      .executeTakeFirstOrThrow();
-    if (user.status !== 'active') throw invalidGrant('The user is disabled.');
-    await db
-      .insertInto('sessions')
-      .values({
-        id: sessionId,
-        user_id: userId,
-        provider: meta.provider ?? null,
-        user_agent: meta.userAgent?.slice(0, 512) ?? null,
-        ip: meta.ip ?? null,
-        created_at: now,
-        last_used_at: now,
-        idle_expires_at: refreshExpiresAt,
-        expires_at: expiresAt,
-      })
-      .execute();
-    await db.insertInto('refresh_tokens').values({ jti, session_id: sessionId, created_at: now, expires_at: refreshExpiresAt }).execute();
-    return this.#issue({ user, sessionId, authTime: now, jti, refreshExpiresAt, now });
+  constructor(private readonly deps: SessionServiceDeps) {
+    this.#db = deps.storage.db;
+    this.#rotate = rotation(this.#db);
   }
 
-  /**
-   * Rotates a refresh token (RFC 9700 section 4.14.2): the presented token is marked used and its successor
-   * stored in one transaction. A token that was already used revokes its whole session.
-   */
+  /** Opens a session for an active user and issues its first tokens, in one statement. */
+  async open(userId: string, meta: ClientMeta & { provider?: string | null }, db: Kysely<Database> = this.#db): Promise<IssuedTokens> {
+    const now = this.deps.now();
+    const sessionId = randomUUID();
+    const { expiresAt, idleExpiresAt } = this.lifetimes(now);
+    const row = newSessionRow(
+      {
+        id: sessionId,
+        userId,
+        provider: meta.provider ?? null,
+        ip: meta.ip ?? null,
+        userAgent: meta.userAgent ?? null,
+        expiresAt,
+        idleExpiresAt,
+      },
+      now,
+    );
+    const user = await db
+      .with('s', (q) =>
+        q
+          .insertInto('sessions')
+          .columns(NEW_SESSION_COLUMNS)
+          .expression((eb) =>
+            eb
+              .selectFrom('users')
+              .select((e) => NEW_SESSION_COLUMNS.map((c) => e.val(row[c]).as(c)))
+              .where('id', '=', userId)
+              .where('status', '=', 'active'),
+          )
+          .returning('user_id'),
+      )
+      .selectFrom('s')
+      .innerJoin('users as u', 'u.id', 's.user_id')
+      .select(['u.id', 'u.email', 'u.email_verified', 'u.name', 'u.roles'])
+      .executeTakeFirst();
+    if (!user) throw invalidGrant('The user is disabled.');
+    return this.issue({ user, sessionId, authTime: now, generation: 0, idleExpiresAt, now });
+  }
+
+  /** The absolute and the first idle expiry of a session opened now. */
+  lifetimes(now: Date): { expiresAt: Date; idleExpiresAt: Date } {
+    const expiresAt = new Date(now.getTime() + this.deps.config.sessionMaxAge * 1000);
+    // idle expiry, never past the absolute session lifetime
+    const idleExpiresAt = new Date(Math.min(now.getTime() + this.deps.config.refreshTokenTtl * 1000, expiresAt.getTime()));
+    return { expiresAt, idleExpiresAt };
+  }
+
+  /** Rotates a refresh token: the hot path is one prepared statement; refusals are explained (and reuse revokes). */
   async refresh(token: string, meta: ClientMeta): Promise<IssuedTokens> {
-    let claims;
-    try {
-      claims = await this.tokens.verifyRefresh(token);
-    } catch (err) {
-      const outcome = err instanceof TokenRejected && err.reason === 'expired' ? 'expired' : 'invalid';
-      this.onRefresh(outcome);
-      throw invalidGrant(outcome === 'expired' ? 'The refresh token has expired.' : 'The refresh token is invalid.');
+    const claims = this.deps.codec.parse(token);
+    if (!claims) return this.#refuse('invalid');
+    const now = this.deps.now();
+    const idleExpiry = new Date(now.getTime() + this.deps.config.refreshTokenTtl * 1000);
+    const [row] = await this.#rotate.run(this.deps.storage, { sid: claims.sessionId, gen: claims.generation, now, idle: idleExpiry });
+    if (row) {
+      this.deps.onRefresh?.('ok');
+      return this.#issueCurrent(claims.sessionId, row, now);
     }
-    const now = this.now();
-    const rotated = await this.#rotate(claims, now);
-    const result = rotated ?? (await this.#explainRefusal(claims, now, meta));
-    this.onRefresh(result.outcome);
-    if (result.outcome === 'reuse') {
-      this.log.warn({ sessionId: result.sessionId, userId: result.userId }, 'refresh token reuse detected: session revoked');
-    }
-    if (result.outcome !== 'ok') {
-      const messages: Record<Exclude<RefreshOutcome, 'ok'>, string> = {
-        invalid: 'The refresh token is invalid.',
-        reuse: 'The refresh token was already used; the session has been revoked.',
-        revoked: 'The session has been revoked.',
-        expired: 'The session has expired.',
-        disabled: 'The user is disabled.',
-      };
-      throw invalidGrant(messages[result.outcome]);
-    }
-    const { row } = result;
-    return this.#issue({
+    return this.#explainRefusal(claims, now, meta);
+  }
+
+  /** The slow path: why was nothing rotated? A grace answer, or a refusal (reuse revokes the session). */
+  async #explainRefusal(claims: RefreshTokenClaims, now: Date, meta: ClientMeta): Promise<IssuedTokens> {
+    const result = await this.#db.transaction().execute(async (trx) => {
+      const row = await this.#lockSession(trx, claims.sessionId);
+      if (!row || claims.generation > row.refresh_gen) return { outcome: 'invalid' as const };
+      if (row.revoked_at) return { outcome: 'revoked' as const };
+      if (row.expires_at <= now || row.idle_expires_at <= now) return { outcome: 'expired' as const };
+      if (row.status !== 'active') return { outcome: 'disabled' as const };
+      if (this.#inGrace(claims, row, now)) return { outcome: 'grace' as const, row };
+      if (claims.generation < row.refresh_gen) {
+        await this.#revokeReused(trx, row, now, meta);
+        return { outcome: 'reuse' as const, row };
+      }
+      // current and live a moment ago, but not rotated: a concurrent change (e.g. the user was just re-enabled)
+      return { outcome: 'invalid' as const };
+    });
+    if (result.outcome !== 'grace') return this.#refuse(result.outcome);
+    this.deps.onRefresh?.('grace');
+    return this.#issueCurrent(claims.sessionId, result.row, now);
+  }
+
+  /** The tokens of a session's current generation, from its row joined with its user. */
+  #issueCurrent(sessionId: string, row: RotatedRow, now: Date): IssuedTokens {
+    return this.issue({
       user: { id: row.user_id, email: row.email, email_verified: row.email_verified, name: row.name, roles: row.roles },
-      sessionId: row.session_id,
-      authTime: row.session_created_at,
-      jti: row.new_jti,
-      refreshExpiresAt: row.refresh_expires_at,
+      sessionId,
+      authTime: row.auth_time,
+      generation: row.refresh_gen,
+      idleExpiresAt: row.idle_expires_at,
       now,
     });
   }
 
-  /**
-   * The hot path, in ONE statement (so one transaction and one round trip): marks the presented token used,
-   * stores its successor and touches the session, only if the token is unused, unrevoked and unexpired, its
-   * session live and its user active. Two concurrent rotations of one token queue on the token's row lock and
-   * the second one's `used_at is null` no longer holds (Postgres re-checks the row after the lock): exactly
-   * one wins. Returns undefined when nothing was rotated.
-   */
-  async #rotate(claims: RefreshClaims, now: Date): Promise<{ outcome: 'ok'; row: RotatedRow } | undefined> {
-    const newJti = randomUUID();
-    const ttlMs = this.config.refreshTokenTtl * 1000;
-    const idleExpiry = new Date(now.getTime() + ttlMs);
-    const { rows } = await sql<RotatedRow>`
-      with claimed as (
-        update refresh_tokens rt set used_at = ${now}
-        from sessions s join users u on u.id = s.user_id
-        where rt.jti = ${claims.jti} and rt.session_id = s.id and s.id = ${claims.sid} and s.user_id = ${claims.sub}
-          and rt.used_at is null and rt.revoked_at is null and rt.expires_at > ${now}
-          and s.revoked_at is null and s.expires_at > ${now} and u.status = 'active'
-        returning rt.jti, s.id as session_id, s.user_id, s.created_at as session_created_at,
-          s.expires_at as session_expires_at, u.email, u.email_verified, u.name, u.roles
-      ), successor as (
-        insert into refresh_tokens (jti, session_id, parent_jti, created_at, expires_at)
-        select ${newJti}, session_id, jti, ${now}, least(${idleExpiry}::timestamptz, session_expires_at) from claimed
-        returning jti, expires_at
-      ), touched as (
-        update sessions set last_used_at = ${now}, idle_expires_at = (select expires_at from successor)
-        where id = (select session_id from claimed)
-      )
-      select claimed.session_id, claimed.user_id, claimed.session_created_at, claimed.email, claimed.email_verified,
-        claimed.name, claimed.roles, successor.jti as new_jti, successor.expires_at as refresh_expires_at
-      from claimed, successor`.execute(this.db);
-    return rows[0] ? { outcome: 'ok', row: rows[0] } : undefined;
+  /** The predecessor of the current token, presented again within the grace period: its successor is unused. */
+  #inGrace(claims: RefreshTokenClaims, row: { refresh_gen: number; rotated_at: Date | null }, now: Date): boolean {
+    const grace = this.deps.config.refreshGracePeriod * 1000;
+    return (
+      grace > 0 && claims.generation === row.refresh_gen - 1 && row.rotated_at !== null && now.getTime() - row.rotated_at.getTime() <= grace
+    );
   }
 
-  /** The slow path: why was nothing rotated? A token that was already used revokes its session. */
-  async #explainRefusal(
-    claims: RefreshClaims,
-    now: Date,
-    meta: ClientMeta,
-  ): Promise<{ outcome: Exclude<RefreshOutcome, 'ok'>; userId?: string; sessionId?: string }> {
-    return this.db.transaction().execute(async (trx) => {
-      const row = await trx
-        .selectFrom('refresh_tokens as rt')
-        .innerJoin('sessions as s', 's.id', 'rt.session_id')
-        .innerJoin('users as u', 'u.id', 's.user_id')
-        .select([
-          'rt.used_at',
-          'rt.revoked_at',
-          'rt.expires_at',
-          's.id as session_id',
-          's.user_id',
-          's.expires_at as session_expires_at',
-          's.revoked_at as session_revoked_at',
-          'u.status',
-        ])
-        .where('rt.jti', '=', claims.jti)
-        .forUpdate(['rt', 's'])
-        .executeTakeFirst();
-      if (!row || row.session_id !== claims.sid || row.user_id !== claims.sub) return { outcome: 'invalid' as const };
-      if (row.used_at) {
-        // RFC 9700 section 4.14.2: a rotated token came back, so someone holds a copy. Revoke the session and
-        // every token of it.
-        if (!row.session_revoked_at) {
-          await this.#revokeIn(trx, row.session_id, 'refresh_reuse', now);
-          await recordAudit(trx, {
-            type: 'refresh.reuse_detected',
-            outcome: 'failure',
-            reason: 'refresh_token_reused',
-            userId: row.user_id,
-            sessionId: row.session_id,
-            actor: 'system',
-            ip: meta.ip,
-            at: now,
-          });
-        }
-        return { outcome: 'reuse' as const, userId: row.user_id, sessionId: row.session_id };
-      }
-      if (row.revoked_at || row.session_revoked_at) return { outcome: 'revoked' as const };
-      if (row.session_expires_at <= now || row.expires_at <= now) return { outcome: 'expired' as const };
-      if (row.status !== 'active') return { outcome: 'disabled' as const };
-      // valid a moment ago but not rotated: a concurrent change (e.g. the user was just re-enabled); refuse
-      return { outcome: 'invalid' as const };
+  #lockSession(trx: Kysely<Database>, sessionId: string) {
+    return trx
+      .selectFrom('sessions as s')
+      .innerJoin('users as u', 'u.id', 's.user_id')
+      .select([
+        's.id',
+        's.user_id',
+        's.provider',
+        's.refresh_gen',
+        's.rotated_at',
+        's.revoked_at',
+        's.expires_at',
+        's.idle_expires_at',
+        's.auth_time',
+        'u.status',
+        'u.email',
+        'u.email_verified',
+        'u.name',
+        'u.roles',
+      ])
+      .where('s.id', '=', sessionId)
+      .forUpdate('s')
+      .executeTakeFirst();
+  }
+
+  /** RFC 9700 section 4.14.2: a rotated token came back, so someone holds a copy: the session ends. */
+  async #revokeReused(trx: Kysely<Database>, row: { id: string; user_id: string }, now: Date, meta: ClientMeta): Promise<void> {
+    await this.#revokeIn(trx, row.id, 'refresh_reuse', now);
+    await recordAudit(trx, {
+      type: 'refresh.reuse_detected',
+      outcome: 'failure',
+      reason: 'refresh_token_reused',
+      userId: row.user_id,
+      sessionId: row.id,
+      actor: 'system',
+      ip: meta.ip,
+      at: now,
     });
+    this.deps.log.warn({ sessionId: row.id, userId: row.user_id }, 'refresh token reuse detected: session revoked');
   }
 
-  /** Revokes a session and every refresh token of it. Returns false when it was not active. */
+  #refuse(outcome: Exclude<RefreshOutcome, 'ok' | 'grace'>): never {
+    this.deps.onRefresh?.(outcome);
+    throw invalidGrant(MESSAGES[outcome]);
+  }
+
+  /**
+   * The live session whose CURRENT refresh token this is, for linking an identity to it. An older token of the
+   * chain is reuse (the session is revoked, as on refresh); the just-rotated predecessor within the grace period
+   * is refused without revoking. Throws 401 login_required otherwise.
+   */
+  async current(token: string | undefined, meta: ClientMeta): Promise<CurrentSession> {
+    const claims = this.deps.codec.parse(token);
+    const refused = (why: string) => new AppError('login_required', 401, why);
+    if (!claims) throw refused('Linking an identity needs a signed-in session.');
+    const now = this.deps.now();
+    const result = await this.#db.transaction().execute(async (trx) => {
+      const row = await this.#lockSession(trx, claims.sessionId);
+      if (!row || claims.generation > row.refresh_gen || row.revoked_at) return 'gone' as const;
+      if (row.expires_at <= now || row.idle_expires_at <= now || row.status !== 'active') return 'gone' as const;
+      if (claims.generation === row.refresh_gen) return row;
+      if (this.#inGrace(claims, row, now)) return 'stale' as const;
+      await this.#revokeReused(trx, row, now, meta);
+      return 'reuse' as const;
+    });
+    if (result === 'gone') throw refused('Linking an identity needs a signed-in session.');
+    if (result === 'stale') throw refused('The session was refreshed meanwhile; try again.');
+    if (result === 'reuse') {
+      this.deps.onRefresh?.('reuse');
+      throw refused('The refresh token was already used; the session has been revoked.');
+    }
+    return { sessionId: result.id, userId: result.user_id, provider: result.provider, authTime: result.auth_time };
+  }
+
+  /** Revokes a session. Returns false when it was not active. */
   async revoke(
     sessionId: string,
     e: { reason: string; actor: string; ip?: string | null; auditType?: 'logout' | 'session.revoked' },
-    db: Kysely<Database> = this.db,
+    db: Kysely<Database> = this.#db,
   ): Promise<boolean> {
-    const now = this.now();
+    const now = this.deps.now();
     const run = async (trx: Kysely<Database>) => {
-      const session = await trx
-        .selectFrom('sessions')
-        .select(['user_id'])
-        .where('id', '=', sessionId)
-        .where('revoked_at', 'is', null)
-        .executeTakeFirst();
+      const session = await this.#revokeIn(trx, sessionId, e.reason, now);
       if (!session) return false;
-      await this.#revokeIn(trx, sessionId, e.reason, now);
       await recordAudit(trx, {
         type: e.auditType ?? 'session.revoked',
         reason: e.reason,
@@ -256,7 +379,7 @@ export class SessionService {
   async revokeAllForUser(
     userId: string,
     e: { reason: string; actor: string; ip?: string | null },
-    db: Kysely<Database> = this.db,
+    db: Kysely<Database> = this.#db,
   ): Promise<number> {
     const sessions = await db.selectFrom('sessions').select('id').where('user_id', '=', userId).where('revoked_at', 'is', null).execute();
     let n = 0;
@@ -264,54 +387,35 @@ export class SessionService {
     return n;
   }
 
-  async #revokeIn(trx: Kysely<Database>, sessionId: string, reason: string, now: Date): Promise<void> {
-    await trx
+  /** Ends a session: its refresh tokens, every generation, stop working with it. */
+  async #revokeIn(trx: Kysely<Database>, sessionId: string, reason: string, now: Date) {
+    return trx
       .updateTable('sessions')
       .set({ revoked_at: now, revoked_reason: reason })
       .where('id', '=', sessionId)
       .where('revoked_at', 'is', null)
-      .execute();
-    await trx
-      .updateTable('refresh_tokens')
-      .set({ revoked_at: now })
-      .where('session_id', '=', sessionId)
-      .where('revoked_at', 'is', null)
-      .execute();
+      .returning('user_id')
+      .executeTakeFirst();
   }
 
-  #refreshExpiry(now: Date, sessionExpiresAt: Date): Date {
-    // idle expiry, never past the absolute session lifetime
-    return new Date(Math.min(now.getTime() + this.config.refreshTokenTtl * 1000, sessionExpiresAt.getTime()));
-  }
-
-  async #issue(p: {
-    user: { id: string; email: string | null; email_verified: boolean; name: string | null; roles: string[] };
-    sessionId: string;
-    authTime: Date;
-    jti: string;
-    refreshExpiresAt: Date;
-    now: Date;
-  }): Promise<IssuedTokens> {
-    // WebCrypto signs asynchronously: both at once
-    const [access, refreshToken] = await Promise.all([
-      this.tokens.signAccess({
-        userId: p.user.id,
-        sessionId: p.sessionId,
-        authTime: p.authTime,
-        email: p.user.email,
-        emailVerified: p.user.email_verified,
-        name: p.user.name,
-        roles: p.user.roles,
-      }),
-      this.tokens.signRefresh({ userId: p.user.id, sessionId: p.sessionId, jti: p.jti, expiresAt: p.refreshExpiresAt }),
-    ]);
+  /** The access token and the refresh token of `generation` for a session. */
+  issue(p: { user: TokenUser; sessionId: string; authTime: Date; generation: number; idleExpiresAt: Date; now: Date }): IssuedTokens {
+    const access = this.deps.tokens.signAccess({
+      userId: p.user.id,
+      sessionId: p.sessionId,
+      authTime: p.authTime,
+      email: p.user.email,
+      emailVerified: p.user.email_verified,
+      name: p.user.name,
+      roles: p.user.roles,
+    });
     return {
       sessionId: p.sessionId,
       userId: p.user.id,
       accessToken: access.token,
       expiresIn: access.expiresIn,
-      refreshToken,
-      refreshExpiresIn: Math.floor((p.refreshExpiresAt.getTime() - p.now.getTime()) / 1000),
+      refreshToken: this.deps.codec.mint(p.sessionId, p.generation),
+      refreshExpiresIn: Math.floor((p.idleExpiresAt.getTime() - p.now.getTime()) / 1000),
     };
   }
 }

@@ -1,11 +1,11 @@
-// Our own JWTs: access tokens (RFC 9068, typ at+jwt) and refresh tokens (typ rt+jwt), signed with the active
-// key and verified strictly against the keys we hold (RFC 8725).
+// Our access tokens (RFC 9068 JWTs, typ at+jwt), signed with the active key and verified strictly against the
+// keys we hold (RFC 8725). Refresh tokens are not JWTs: see refresh-token.ts.
 import { randomUUID } from 'node:crypto';
-import { errors as joseErrors, type JWTPayload, type JWTHeaderParameters, jwtVerify, SignJWT } from 'jose';
 import type { Config } from '../config.js';
+import { JwsRejected, signJws, verifyJws } from './jws.js';
 import type { KeyManager } from './keys.js';
 
-export interface AccessClaims extends JWTPayload {
+export interface AccessClaims {
   iss: string;
   sub: string;
   aud: string | string[];
@@ -15,20 +15,12 @@ export interface AccessClaims extends JWTPayload {
   sid: string;
   client_id: string;
   auth_time?: number;
-  email: string | null;
-  email_verified: boolean;
-  name: string | null;
-  roles: string[];
-}
-
-export interface RefreshClaims extends JWTPayload {
-  iss: string;
-  sub: string;
-  aud: string;
-  exp: number;
-  iat: number;
-  jti: string;
-  sid: string;
+  scope?: string;
+  email?: string;
+  email_verified?: boolean;
+  name?: string;
+  roles?: string[];
+  [claim: string]: unknown;
 }
 
 export interface AccessSubject {
@@ -42,7 +34,10 @@ export interface AccessSubject {
 }
 
 export const ACCESS_TYP = 'at+jwt';
-export const REFRESH_TYP = 'rt+jwt';
+/** RFC 9068 section 4: a resource server accepts "at+jwt" or its full media type */
+const ACCESS_TYPES = [ACCESS_TYP, 'application/at+jwt'];
+/** seconds of clock difference tolerated on exp, nbf and iat of our own tokens */
+const CLOCK_TOLERANCE = 5;
 
 /** Why a token was refused; never echoes the token. */
 export class TokenRejected extends Error {
@@ -52,111 +47,84 @@ export class TokenRejected extends Error {
   }
 }
 
+/**
+ * The claims of an access token without empty values: RFC 9068 validators refuse a token whose optional claims
+ * are null or of the wrong type, so an absent email, name or role list is left out rather than sent empty.
+ */
+function profileClaims(s: AccessSubject): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (s.email) {
+    out.email = s.email;
+    out.email_verified = s.emailVerified;
+  }
+  if (s.name) out.name = s.name;
+  if (s.roles.length > 0) out.roles = s.roles;
+  return out;
+}
+
 export class TokenService {
+  readonly #audience: string | string[];
+
   constructor(
     private readonly config: Config,
     private readonly keys: KeyManager,
     private readonly now: () => Date,
-  ) {}
+  ) {
+    const aud = config.accessTokenAudience;
+    this.#audience = aud.length === 1 ? aud[0] : aud;
+  }
 
-  async signAccess(s: AccessSubject): Promise<{ token: string; expiresIn: number; jti: string }> {
+  signAccess(s: AccessSubject): { token: string; expiresIn: number; jti: string } {
     const key = this.keys.signingKey();
     const iat = Math.floor(this.now().getTime() / 1000);
     const jti = randomUUID();
-    const aud = this.config.accessTokenAudience;
     const claims = {
+      iss: this.config.issuer,
+      sub: s.userId,
+      aud: this.#audience,
+      exp: iat + this.config.accessTokenTtl,
+      iat,
+      jti,
       // RFC 9068 section 2.2: client_id; our frontends are not registered clients, the gateway is the client
       client_id: this.config.issuer,
       sid: s.sessionId,
       auth_time: Math.floor(s.authTime.getTime() / 1000),
-      email: s.email,
-      email_verified: s.emailVerified,
-      name: s.name,
-      roles: s.roles,
+      ...profileClaims(s),
     };
-    const token = await new SignJWT(claims)
-      // RFC 9068 section 2.1: typ "at+jwt"
-      .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: ACCESS_TYP })
-      .setIssuer(this.config.issuer)
-      .setSubject(s.userId)
-      .setAudience(aud.length === 1 ? aud[0] : aud)
-      .setIssuedAt(iat)
-      .setExpirationTime(iat + this.config.accessTokenTtl)
-      .setJti(jti)
-      .sign(key.privateKey);
-    return { token, expiresIn: this.config.accessTokenTtl, jti };
+    // RFC 9068 section 2.1: typ "at+jwt"
+    return { token: signJws(key, ACCESS_TYP, claims), expiresIn: this.config.accessTokenTtl, jti };
   }
 
-  async signRefresh(r: { userId: string; sessionId: string; jti: string; expiresAt: Date }): Promise<string> {
-    const key = this.keys.signingKey();
-    const iat = Math.floor(this.now().getTime() / 1000);
-    return new SignJWT({ sid: r.sessionId })
-      .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: REFRESH_TYP })
-      .setIssuer(this.config.issuer)
-      .setSubject(r.userId)
-      .setAudience(this.config.issuer)
-      .setIssuedAt(iat)
-      .setExpirationTime(Math.floor(r.expiresAt.getTime() / 1000))
-      .setJti(r.jti)
-      .sign(key.privateKey);
-  }
-
-  /** Strict access token verification: typ at+jwt, our keys and algorithms only, iss, aud, exp. */
+  /** Strict access token verification: typ at+jwt, our keys and algorithms only, iss, aud, exp, nbf, iat. */
   async verifyAccess(token: string): Promise<AccessClaims> {
-    const payload = await this.#verify(token, {
-      typ: ACCESS_TYP,
-      audience: this.config.accessTokenAudience,
-      requiredClaims: ['sub', 'sid', 'jti', 'iat', 'exp'],
-    });
-    return payload as AccessClaims;
-  }
-
-  /** Refresh token verification: typ rt+jwt, iss, aud = ISSUER, exp (unless allowExpired, for logout). */
-  async verifyRefresh(token: string, options: { allowExpired?: boolean } = {}): Promise<RefreshClaims> {
-    const payload = await this.#verify(token, {
-      typ: REFRESH_TYP,
-      audience: this.config.issuer,
-      requiredClaims: ['sub', 'sid', 'jti', 'iat', 'exp'],
-      allowExpired: options.allowExpired,
-    });
-    return payload as RefreshClaims;
-  }
-
-  async #verify(
-    token: string,
-    o: { typ: string; audience: string | string[]; requiredClaims: string[]; allowExpired?: boolean },
-  ): Promise<JWTPayload> {
     if (typeof token !== 'string' || token.length > 8192) throw new TokenRejected('malformed');
+    let payload: Record<string, unknown>;
     try {
-      const { payload } = await jwtVerify(
-        token,
-        async (header: JWTHeaderParameters) => {
-          const key = await this.keys.verificationKey(header.kid);
-          if (!key) throw new TokenRejected('unknown_kid');
-          // RFC 8725 section 3.1: the algorithm is the key's, never the token's choice
-          if (key.alg !== header.alg) throw new TokenRejected('alg_mismatch');
-          return key.publicKey;
-        },
-        {
-          // RFC 8725 section 2.1/3.1: explicit allow-list (never "none" nor HMAC with a public key)
-          algorithms: this.keys.algorithms(),
-          // RFC 9068 section 4 / RFC 8725 section 3.11: explicit typing keeps token kinds apart
-          typ: o.typ,
-          issuer: this.config.issuer,
-          audience: o.audience,
-          requiredClaims: o.requiredClaims,
-          currentDate: o.allowExpired ? new Date(0) : this.now(),
-          clockTolerance: 5,
-        },
-      );
-      return payload;
+      ({ payload } = await verifyJws(token, {
+        keyFor: (kid) => this.keys.verificationKey(kid),
+        algorithms: this.keys.algorithms(),
+        typ: ACCESS_TYPES,
+      }));
     } catch (err) {
-      if (err instanceof TokenRejected) throw err;
-      if (err instanceof joseErrors.JWTExpired) throw new TokenRejected('expired');
-      if (err instanceof joseErrors.JWTClaimValidationFailed) throw new TokenRejected(`claim_${err.claim}`);
-      if (err instanceof joseErrors.JOSEAlgNotAllowed) throw new TokenRejected('alg_not_allowed');
-      if (err instanceof joseErrors.JWSSignatureVerificationFailed) throw new TokenRejected('signature');
-      throw new TokenRejected('malformed');
+      if (err instanceof JwsRejected) throw new TokenRejected(err.reason);
+      throw err;
     }
+    const now = Math.floor(this.now().getTime() / 1000);
+    // RFC 9068 section 4 / RFC 7519 section 4.1: iss exactly ours, aud one of ours, exp in the future
+    if (payload.iss !== this.config.issuer) throw new TokenRejected('claim_iss');
+    const aud = payload.aud;
+    const audiences = Array.isArray(aud) ? aud : [aud];
+    if (!audiences.some((a) => typeof a === 'string' && this.config.accessTokenAudience.includes(a))) throw new TokenRejected('claim_aud');
+    for (const claim of ['sub', 'sid', 'jti'] as const) {
+      if (typeof payload[claim] !== 'string' || payload[claim] === '') throw new TokenRejected(`claim_${claim}`);
+    }
+    if (typeof payload.iat !== 'number') throw new TokenRejected('claim_iat');
+    if (typeof payload.exp !== 'number') throw new TokenRejected('claim_exp');
+    if (payload.exp <= now - CLOCK_TOLERANCE) throw new TokenRejected('expired');
+    if (payload.nbf !== undefined && (typeof payload.nbf !== 'number' || payload.nbf > now + CLOCK_TOLERANCE)) {
+      throw new TokenRejected('claim_nbf');
+    }
+    if (payload.iat > now + CLOCK_TOLERANCE) throw new TokenRejected('claim_iat');
+    return payload as AccessClaims;
   }
 }

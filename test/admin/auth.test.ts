@@ -14,19 +14,33 @@ t.test('admin authentication', async (t) => {
   const unauthorized = (t: Test, res: Awaited<ReturnType<typeof list>>, name: string) => {
     t.equal(res.statusCode, 401, name);
     t.equal(res.json().error, 'invalid_token', name);
-    t.match(res.headers['www-authenticate'], /^Bearer error="invalid_token"/, name);
+    t.match(res.headers['www-authenticate'], /^Bearer realm="auth-gateway"/, name);
+  };
+  /** RFC 6750 section 3.1: no error code when the request sent no Bearer credentials; invalid_token otherwise */
+  const challenge = (t: Test, res: Awaited<ReturnType<typeof list>>, sentBearer: boolean, name: string) => {
+    if (sentBearer)
+      t.match(res.headers['www-authenticate'], /^Bearer realm="auth-gateway", error="invalid_token", error_description="/, name);
+    else t.equal(res.headers['www-authenticate'], 'Bearer realm="auth-gateway"', name);
   };
 
   t.test('the ADMIN_TOKEN', async (t) => {
     const res = await list(bearer(ADMIN_TOKEN));
     t.equal(res.statusCode, 200);
     t.equal(res.headers['cache-control'], 'no-store');
-    unauthorized(t, await list(), 'no Authorization');
-    unauthorized(t, await list(bearer(`${ADMIN_TOKEN.slice(0, -1)}x`)), 'a token that differs in the last character');
+    const none = await list();
+    unauthorized(t, none, 'no Authorization');
+    challenge(t, none, false, 'no Authorization: no error code');
+    const wrong = await list(bearer(`${ADMIN_TOKEN.slice(0, -1)}x`));
+    unauthorized(t, wrong, 'a token that differs in the last character');
+    challenge(t, wrong, true, 'a wrong token: invalid_token');
     unauthorized(t, await list(bearer(ADMIN_TOKEN.slice(0, -1))), 'a prefix of the token');
     unauthorized(t, await list(bearer(`${ADMIN_TOKEN}x`)), 'the token and more');
-    unauthorized(t, await list({ authorization: `Basic ${Buffer.from(`admin:${ADMIN_TOKEN}`).toString('base64')}` }), 'another scheme');
-    unauthorized(t, await list({ authorization: `Bearer ${ADMIN_TOKEN}, Bearer x` }), 'two credentials');
+    const basic = await list({ authorization: `Basic ${Buffer.from(`admin:${ADMIN_TOKEN}`).toString('base64')}` });
+    unauthorized(t, basic, 'another scheme');
+    challenge(t, basic, false, 'another scheme: no Bearer credentials, no error code');
+    const two = await list({ authorization: `Bearer ${ADMIN_TOKEN}, Bearer x` });
+    unauthorized(t, two, 'two credentials');
+    challenge(t, two, true, 'two credentials: a malformed Bearer header is an invalid token');
   });
 
   t.test('an access token of a user with the role admin', async (t) => {
@@ -49,7 +63,7 @@ t.test('admin authentication', async (t) => {
     const res = await list(bearer(user.tokens.accessToken));
     t.equal(res.statusCode, 403);
     t.equal(res.json().error, 'insufficient_scope');
-    t.match(res.headers['www-authenticate'], /^Bearer error="insufficient_scope"/);
+    t.match(res.headers['www-authenticate'], /^Bearer realm="auth-gateway", error="insufficient_scope"/);
   });
 
   t.test('the role is read from the database, not from the token', async (t) => {

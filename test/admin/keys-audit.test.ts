@@ -49,10 +49,10 @@ t.test('signing keys', async (t) => {
 
   const [event] = await storage.db.selectFrom('audit_events').selectAll().where('type', '=', 'key.rotation_requested').execute();
   t.match(event, { actor: 'admin-token', ip: '127.0.0.1' });
-  t.same(event.details, { kid, activate_at: activateAt });
+  t.same(event.details, { kid, activate_at: activateAt, result: 'created' });
 
   const again = await call('POST', '/admin/keys/rotate', {});
-  t.same(again.json(), { kid, activate_at: activateAt }, 'a rotation already scheduled is not doubled');
+  t.same(again.json(), { kid, activate_at: activateAt, result: 'already_scheduled' }, 'a rotation already scheduled is not doubled');
   t.equal((await call('POST', '/admin/keys/rotate', { now: true })).statusCode, 400, 'unknown fields');
 
   clock.advance(301);

@@ -88,27 +88,68 @@ t.test('in-process limits, per client IP and route', async (t) => {
   });
 });
 
-t.test('0 turns a limit off; unlimited routes stay unlimited', async (t) => {
-  const { app } = await buildTestApp(t, { env: { RATE_LIMIT_REFRESH: '0', RATE_LIMIT_LOGIN: '1' } });
+t.test('0 turns a limit off', async (t) => {
+  const { app } = await buildTestApp(t, { env: { RATE_LIMIT_REFRESH: '0', RATE_LIMIT_DISCOVERY: '0', RATE_LIMIT_LOGIN: '1' } });
   for (let i = 0; i < 5; i++) {
     const res = await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: 'x' } });
     t.equal(res.statusCode, 401);
     t.equal(res.headers['x-ratelimit-limit'], undefined);
-    t.equal((await app.inject('/.well-known/jwks.json')).statusCode, 200);
+    const jwks = await app.inject('/.well-known/jwks.json');
+    t.equal(jwks.statusCode, 200);
+    t.equal(jwks.headers['x-ratelimit-limit'], undefined);
   }
 });
 
 t.test('the client IP is X-Forwarded-For only behind a trusted proxy', async (t) => {
   const { storage } = await testDatabase(t);
-  const proxied = (await buildTestApp(t, { storage, env: { TRUST_PROXY: 'true', RATE_LIMIT_LOGIN: '1' } })).app;
   const direct = (await buildTestApp(t, { storage, env: { RATE_LIMIT_LOGIN: '1' } })).app;
   const login = (app: typeof direct, xff: string) => app.inject({ url: '/auth/nope/login', headers: { 'x-forwarded-for': xff } });
-  t.equal((await login(proxied, '198.51.100.1')).statusCode, 404);
-  assertLimited(t, await login(proxied, '198.51.100.1'), 'same client behind the proxy');
-  t.equal((await login(proxied, '198.51.100.2')).statusCode, 404, 'another client behind the proxy');
   t.equal((await login(direct, '198.51.100.1')).statusCode, 404);
   assertLimited(t, await login(direct, '198.51.100.2'), 'an untrusted X-Forwarded-For does not make a new client');
 });
+
+// TRUST_PROXY=true took the left-most X-Forwarded-For entry, which the client writes itself: every limit could be
+// dodged and the audit log recorded an address of the client's choosing. Only the entries the trusted proxies
+// appended count now, whatever the client put in front of them.
+for (const [setting, proxyAddress] of [
+  ['1', '203.0.113.40'],
+  ['10.0.0.0/8, 192.168.0.0/16', '10.1.2.3'],
+] as const) {
+  t.test(`TRUST_PROXY=${setting}: a client-set X-Forwarded-For cannot choose the client IP`, async (t) => {
+    const { app } = await buildTestApp(t, { env: { TRUST_PROXY: setting, RATE_LIMIT_LOGIN: '1', ADMIN_TOKEN } });
+    // what the proxy forwards: whatever the client sent, then the address the proxy saw
+    const viaProxy = (o: InjectOptions, clientSent: string, clientIp: string) =>
+      app.inject({ ...o, remoteAddress: proxyAddress, headers: { ...o.headers, 'x-forwarded-for': `${clientSent}, ${clientIp}` } });
+    const login = { url: '/auth/nope/login' };
+    t.equal((await viaProxy(login, '192.0.2.1', '198.51.100.7')).statusCode, 404);
+    assertLimited(t, await viaProxy(login, '192.0.2.2', '198.51.100.7'), 'a new left-most entry is the same client');
+    assertLimited(t, await viaProxy(login, '192.0.2.3, 192.0.2.4', '198.51.100.7'), 'so are several');
+    t.equal((await viaProxy(login, '192.0.2.1', '198.51.100.8')).statusCode, 404, 'another client behind the proxy');
+
+    const rotate = { method: 'POST' as const, url: '/admin/keys/rotate', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } };
+    t.equal((await viaProxy(rotate, '192.0.2.9', '198.51.100.9')).statusCode, 200);
+    const audit = await app.inject({
+      url: '/admin/audit?type=key.rotation_requested',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    });
+    t.same(
+      audit.json().events.map((e: { ip: string }) => e.ip),
+      ['198.51.100.9'],
+      'the audit log records the address the proxy saw, not the one the client wrote',
+    );
+
+    // a client that reaches the gateway directly (not through a trusted proxy) is its own address
+    if (setting !== '1') {
+      const direct = await app.inject({ ...login, remoteAddress: '198.51.100.50', headers: { 'x-forwarded-for': '10.9.9.9' } });
+      t.equal(direct.statusCode, 404);
+      assertLimited(
+        t,
+        await app.inject({ ...login, remoteAddress: '198.51.100.50', headers: { 'x-forwarded-for': '10.9.9.8' } }),
+        'X-Forwarded-For from an untrusted peer is ignored',
+      );
+    }
+  });
+}
 
 /** Why the Redis tests cannot run, or false when Redis answers. */
 async function redisUnreachable(): Promise<string | false> {

@@ -2,8 +2,8 @@
 //
 // How long a process takes to start depends on how busy the machine is (a cold start on the embedded database
 // takes seconds on a quiet machine and several times that on a loaded one), so nothing here waits for a fixed
-// time: readiness is polled until it answers, with a ceiling far above any start-up seen, and a process that
-// exits while it is awaited fails the wait at once with its output. The test files that start processes are
+// time: readiness or output is awaited until it comes, with a ceiling far above any start-up seen, and a process
+// that exits while it is awaited fails the wait at once with its output. The test files that start processes are
 // `serial` in package.json's tap config, so they never start processes while another test file runs.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +20,30 @@ export interface GatewayProcess {
   exited: Promise<number | null>;
   /** Resolves once `url` answers `status`; rejects at once, with the output, when the process exits first. */
   answers(url: string, status?: number): Promise<void>;
+}
+
+/** `npm run gateway`: src/server.ts with exactly `env` (and PATH, HOME). */
+export function startGateway(env: Record<string, string>): GatewayProcess {
+  return startProcess(['--import=tsx', 'src/server.ts'], env);
+}
+
+/** `npm start`: the demo launcher, demo/start.ts. */
+export function startLauncher(env: Record<string, string>): GatewayProcess {
+  return startProcess(['--import=tsx', 'demo/start.ts'], env);
+}
+
+/** every process a test started and that is still running: killed when the test process ends, however it ends */
+const running = new Set<ChildProcess>();
+const killRunning = () => {
+  for (const child of running) child.kill('SIGKILL');
+};
+process.once('exit', killRunning);
+// tap ends a test file that ran out of time with SIGALRM, which skips 'exit'
+for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGALRM'] as const) {
+  process.once(signal, () => {
+    killRunning();
+    process.kill(process.pid, signal);
+  });
 }
 
 /**
@@ -52,16 +76,19 @@ export function startProcess(
     uid: options.uid,
     gid: options.gid,
   });
+  running.add(child);
+  child.once('exit', () => running.delete(child));
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
   let exitCode: number | null | undefined;
+  // 'close', not 'exit': by then every byte the process wrote has been read
   const exited = new Promise<number | null>((resolve) =>
-    child.on('exit', (code) => {
+    child.on('close', (code) => {
       exitCode = code;
       resolve(code);
     }),
   );
-  const gw: GatewayProcess = {
+  return {
     child,
     output: () => out,
     exited,
@@ -70,11 +97,48 @@ export function startProcess(
         if (exitCode !== undefined) throw new Error(`the process exited (${exitCode}) before ${url} answered ${status}:\n${out}`);
       }),
   };
-  return gw;
 }
 
-export function startGateway(env: Record<string, string>): GatewayProcess {
-  return startProcess(['--import=tsx', 'src/server.ts'], env);
+/**
+ * Resolves with the match once the process's output matches `pattern`; rejects when the process exits first
+ * or after a generous ceiling (the event itself is what is waited on, not a guess at how long it takes).
+ */
+export function waitForOutput(gw: GatewayProcess, pattern: RegExp, timeoutMs = STARTUP_CEILING_MS): Promise<RegExpMatchArray> {
+  return new Promise((resolve, reject) => {
+    const done = (fn: () => void) => {
+      clearTimeout(timer);
+      gw.child.stdout!.off('data', check);
+      gw.child.stderr!.off('data', check);
+      gw.child.off('close', onExit);
+      fn();
+    };
+    const check = () => {
+      const m = gw.output().match(pattern);
+      if (m) done(() => resolve(m));
+    };
+    const onExit = () => done(() => reject(new Error(`the process exited before printing ${pattern}:\n${gw.output()}`)));
+    const timer = setTimeout(() => done(() => reject(new Error(`no ${pattern} within ${timeoutMs} ms:\n${gw.output()}`))), timeoutMs);
+    // registered after the helper's own listeners, so output() already holds the chunk
+    gw.child.stdout!.on('data', check);
+    gw.child.stderr!.on('data', check);
+    gw.child.on('close', onExit);
+    check();
+  });
+}
+
+/** What a process printed before it exited, and its exit code (with a generous ceiling, after which it is killed). */
+export async function exitOf(gw: GatewayProcess, timeoutMs = STARTUP_CEILING_MS): Promise<{ code: number | null; output: string }> {
+  let timer: NodeJS.Timeout | undefined;
+  const code = await Promise.race([
+    gw.exited,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        gw.child.kill('SIGKILL'); // a test that failed leaves nothing running
+        reject(new Error(`the process did not exit within ${timeoutMs} ms:\n${gw.output()}`));
+      }, timeoutMs);
+    }),
+  ]).finally(() => clearTimeout(timer));
+  return { code, output: gw.output() };
 }
 
 /**

@@ -2,6 +2,10 @@ import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { createVerifier, type DecodedJwt } from 'fast-jwt';
 import buildGetJwks from 'get-jwks';
 import t from 'tap';
+import type { SigningAlg } from '../../src/config.js';
+import { DatabaseKeyStore } from '../../src/tokens/key-store.js';
+import { KeyManager } from '../../src/tokens/keys.js';
+import { SecretBox } from '../../src/tokens/secret-box.js';
 import { buildTestApp, TestClock } from '../helpers/app.js';
 import { testDatabase } from '../helpers/db.js';
 import { signedIn } from '../helpers/users.js';
@@ -47,10 +51,10 @@ t.test('the first start makes one active key; the JWKS publishes only public par
 t.test('a SECRET_KEY that cannot open the stored keys leaves the instance unready', async (t) => {
   const { storage } = await testDatabase(t);
   await buildTestApp(t, { storage, env: ENV });
-  const other = await buildTestApp(t, { storage, env: { ...ENV, SECRET_KEY: Buffer.alloc(32, 9).toString('base64') } });
+  const other = await buildTestApp(t, { storage, env: { ...ENV, SECRET_KEY: 'pwKyIBOvHV/buUORfoKK8CVag4wrIftJybppHxSco1A=' } });
   const ready = await other.app.inject('/readyz');
   t.equal(ready.statusCode, 503);
-  t.match(ready.json().checks.signing_key, /cannot be decrypted: was SECRET_KEY changed/);
+  t.match(ready.json().checks.signing_key, /cannot be decrypted with SECRET_KEY/);
   const refresh = await other.app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: 'x.y.z' } });
   t.equal(refresh.statusCode, 401, 'nothing is signed or accepted with keys it cannot use');
 });
@@ -101,13 +105,13 @@ t.test('rotation across the whole key lifecycle, seen by a sibling service throu
   t.match(await sibling(fresh.tokens.accessToken), { sub: fresh.id });
   t.match(await sibling(stillOld.tokens.accessToken), { sub: stillOld.id }, 'tokens of the retired key still verify');
 
-  // refresh tokens signed by the retired key are still honoured, and rotate onto the new key
+  // refresh tokens are signed by no key: sessions carry on, and their next access token is the new key's
   const refreshed = await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: stillOld.tokens.refreshToken } });
   t.equal(refreshed.statusCode, 200);
-  t.equal(decodeProtectedHeader(refreshed.json().refresh_token).kid, k2);
+  t.equal(decodeProtectedHeader(refreshed.json().access_token).kid, k2);
 
-  // once every token the retired key signed has expired, it leaves the JWKS
-  clock.advance(HOUR + 60);
+  // once every token the retired key signed has expired (ACCESS_TOKEN_TTL), it leaves the JWKS
+  clock.advance(600 + 60);
   await app.ctx.keys.tick();
   t.same(await jwks(), [k2, k1], 'still published until the longest token lifetime plus a margin has passed');
   clock.advance(120);
@@ -130,7 +134,7 @@ t.test('rotate now publishes a key that signs after one JWKS cache period', asyn
     app.ctx.keys.jwks().keys.some((k) => k.kid === kid),
     'but published',
   );
-  t.same(await app.ctx.keys.rotateNow(), { kid, activateAt }, 'asking twice schedules nothing more');
+  t.same(await app.ctx.keys.rotateNow(), { kid, activateAt, result: 'already_scheduled' }, 'asking twice schedules nothing more');
   clock.advance(300);
   await app.ctx.keys.tick();
   t.equal(app.ctx.keys.signingKey().kid, kid);
@@ -196,4 +200,52 @@ t.test('changing SIGNING_ALG rotates to a key of the new algorithm', async (t) =
   clock.advance(300);
   await app.ctx.keys.tick();
   t.equal(app.ctx.keys.signingKey().alg, 'EdDSA');
+});
+
+t.test('ID-token algorithms get keys of their own, each rotating on its own; an unused one retires', async (t) => {
+  const clock = new TestClock();
+  const { storage } = await testDatabase(t);
+  const { app } = await buildTestApp(t, { storage, env: ENV, clock });
+  const log = app.log;
+  let idTokenAlgs: SigningAlg[] = ['RS256'];
+  const keys = new KeyManager(new DatabaseKeyStore(storage.db), new SecretBox(app.ctx.config.secretKey, 'signing keys'), {
+    alg: 'ES256',
+    rotationInterval: 24 * HOUR,
+    jwksMaxAge: 300,
+    maxTokenLifetime: 600,
+    now: clock.now,
+    log,
+    idTokenAlgs: async () => idTokenAlgs,
+  });
+  await keys.tick();
+  const rows = async () =>
+    (await storage.db.selectFrom('signing_keys').select(['alg', 'state']).orderBy('alg').orderBy('state').execute()).map(
+      (k) => `${k.alg}:${k.state}`,
+    );
+  t.same(await rows(), ['ES256:active', 'RS256:active'], 'the first key of an ID-token algorithm signs at once');
+  const rs = await keys.signingKeyFor('RS256');
+  t.equal(rs.alg, 'RS256');
+  t.equal(keys.signingKey().alg, 'ES256', 'access tokens keep SIGNING_ALG');
+  t.same(
+    keys
+      .jwks()
+      .keys.map((k) => k.alg)
+      .sort(),
+    ['ES256', 'RS256'],
+    'both published',
+  );
+
+  clock.advance(24 * HOUR - 300);
+  await keys.tick();
+  t.same(await rows(), ['ES256:active', 'ES256:next', 'RS256:active', 'RS256:next'], 'each publishes its next key in time');
+  clock.advance(300);
+  await keys.tick();
+  t.same(await rows(), ['ES256:active', 'ES256:retired', 'RS256:active', 'RS256:retired']);
+  t.not((await keys.signingKeyFor('RS256')).kid, rs.kid, 'RS256 rotated');
+
+  idTokenAlgs = [];
+  await keys.tick();
+  t.same(await rows(), ['ES256:active', 'ES256:retired', 'RS256:retired', 'RS256:retired'], 'no client asks for RS256: it retires');
+  await t.rejects(keys.signingKeyFor('RS256'), { name: 'AppError', message: 'No RS256 signing key is loaded.' });
+  t.equal(keys.jwks().keys.filter((k) => k.alg === 'RS256').length, 2, 'still published until what it signed has expired');
 });

@@ -6,7 +6,7 @@ import { cookiesOf, signedIn } from '../helpers/users.js';
 
 t.test('userinfo and logout', async (t) => {
   const clock = new TestClock();
-  const { app, storage } = await buildTestApp(t, { env: { ACCESS_TOKEN_TTL: '300' }, clock });
+  const { app, storage } = await buildTestApp(t, { env: { ACCESS_TOKEN_TTL: '300', ALLOWED_ORIGINS: 'https://app.example.com' }, clock });
   const userinfo = (token?: string) =>
     app.inject({ url: '/auth/userinfo', headers: token === undefined ? {} : { authorization: `Bearer ${token}` } });
 
@@ -67,7 +67,7 @@ t.test('userinfo and logout', async (t) => {
       const res = await userinfo(token);
       t.equal(res.statusCode, 401, name);
       t.equal(res.json().error, 'invalid_token', name);
-      t.match(res.headers['www-authenticate'], /^Bearer error="invalid_token"/, name);
+      t.match(res.headers['www-authenticate'], /^Bearer realm="auth-gateway", error="invalid_token"/, name);
     }
     const missing = await userinfo();
     t.equal(missing.statusCode, 401);
@@ -119,7 +119,8 @@ t.test('userinfo and logout', async (t) => {
 
   t.test('logout with a forged token changes nothing', async (t) => {
     const victim = await signedIn(app);
-    const forged = await resignWithForeignKey(victim.tokens.refreshToken);
+    const rt = victim.tokens.refreshToken;
+    const forged = `${rt.slice(0, -2)}${rt.at(-2) === 'A' ? 'B' : 'A'}${rt.at(-1)}`;
     const res = await app.inject({ method: 'POST', url: '/auth/logout', payload: { refresh_token: forged } });
     t.equal(res.statusCode, 204, 'logout never reports whether a token was valid');
     t.equal((await userinfo(victim.tokens.accessToken)).statusCode, 200, "the victim's session is untouched");
@@ -135,15 +136,66 @@ t.test('userinfo and logout', async (t) => {
 
   t.test('GET logout redirects to a permitted return_to only', async (t) => {
     const user = await signedIn(app);
-    const res = await app.inject({ url: '/auth/logout?return_to=/bye', cookies: { gw_session: user.tokens.refreshToken } });
+    const res = await app.inject({
+      url: '/auth/logout?return_to=/bye',
+      cookies: { gw_session: user.tokens.refreshToken },
+      headers: { 'sec-fetch-site': 'same-origin' },
+    });
     t.equal(res.statusCode, 302);
     t.equal(res.headers.location, 'http://localhost:3000/bye');
     t.equal((await userinfo(user.tokens.accessToken)).statusCode, 401);
     for (const bad of ['//evil.example.com', 'https://evil.example.com/', 'javascript:alert(1)', '/\\evil.example.com']) {
-      const r = await app.inject({ url: `/auth/logout?return_to=${encodeURIComponent(bad)}` });
+      const r = await app.inject({ url: `/auth/logout?return_to=${encodeURIComponent(bad)}`, headers: { 'sec-fetch-site': 'none' } });
       t.equal(r.statusCode, 400, bad);
       t.equal(r.json().error, 'invalid_request', bad);
     }
-    t.equal((await app.inject('/auth/logout')).headers.location, 'http://localhost:3000/', 'defaults to the gateway root');
+    t.equal(
+      (await app.inject({ url: '/auth/logout', headers: { 'sec-fetch-site': 'none' } })).headers.location,
+      'http://localhost:3000/',
+      'defaults to the gateway root',
+    );
+  });
+
+  t.test('GET logout from another site does not log the user out (logout CSRF)', async (t) => {
+    const user = await signedIn(app);
+    const cookies = { gw_session: user.tokens.refreshToken };
+    const refused: [string, Record<string, string>][] = [
+      // a cross-site link, image or iframe: SameSite=Lax still sends the cookie on a top-level GET
+      ['Sec-Fetch-Site cross-site', { 'sec-fetch-site': 'cross-site' }],
+      ['Sec-Fetch-Site same-site (a sibling subdomain not in ALLOWED_ORIGINS)', { 'sec-fetch-site': 'same-site' }],
+      ['Sec-Fetch-Site cross-site, Referer of another site', { 'sec-fetch-site': 'cross-site', referer: 'https://evil.example.com/page' }],
+      ['an Origin that is not allowed', { origin: 'https://evil.example.com', 'sec-fetch-site': 'same-origin' }],
+      ['Origin null (a sandboxed frame)', { origin: 'null' }],
+      ['a browser without Sec-Fetch-* and no Referer', {}],
+      ['a browser without Sec-Fetch-*, Referer of another site', { referer: 'https://evil.example.com/' }],
+    ];
+    for (const [name, headers] of refused) {
+      const res = await app.inject({ url: '/auth/logout?return_to=/bye', cookies, headers });
+      t.equal(res.statusCode, 403, name);
+      t.equal(res.json().error, 'access_denied', name);
+      t.match(res.json().error_description, /POST \/auth\/logout/, `${name}: says what to do instead`);
+      t.notOk(cookiesOf(res).has('gw_session'), `${name}: the cookie is not touched`);
+      t.equal((await userinfo(user.tokens.accessToken)).statusCode, 200, `${name}: the session lives on`);
+    }
+    t.equal(
+      (await storage.db.selectFrom('audit_events').select('id').where('type', '=', 'logout').where('user_id', '=', user.id).execute())
+        .length,
+      0,
+      'nothing audited as a logout',
+    );
+
+    const allowed: [string, Record<string, string>][] = [
+      ['a link on the gateway itself', { 'sec-fetch-site': 'same-origin' }],
+      ['typed into the address bar or a bookmark', { 'sec-fetch-site': 'none' }],
+      ['a link on an allowed frontend origin (Referer)', { 'sec-fetch-site': 'cross-site', referer: 'https://app.example.com/account' }],
+      ['an allowed Origin', { origin: 'https://app.example.com', 'sec-fetch-site': 'cross-site' }],
+      ['a browser without Sec-Fetch-*, Referer of the gateway', { referer: 'http://localhost:3000/' }],
+    ];
+    for (const [name, headers] of allowed) {
+      const victim = await signedIn(app);
+      const res = await app.inject({ url: '/auth/logout?return_to=/bye', cookies: { gw_session: victim.tokens.refreshToken }, headers });
+      t.equal(res.statusCode, 302, name);
+      t.equal((await userinfo(victim.tokens.accessToken)).statusCode, 401, `${name}: logged out`);
+    }
   });
 });
