@@ -5,7 +5,7 @@ import type { PGlite } from '@electric-sql/pglite';
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import type { Test } from 'tap';
-import { openStorage, type Storage } from '../../src/storage/db.js';
+import { openStorage, type PreparedStatement, type Storage } from '../../src/storage/db.js';
 import { PGlitePool } from '../../src/storage/pglite-pool.js';
 import type { Database } from '../../src/storage/schema.js';
 import { migrate } from '../../src/storage/migrator.js';
@@ -105,10 +105,21 @@ async function embeddedStorage(): Promise<Storage> {
     const { PGlite } = await import('@electric-sql/pglite');
     pglite = await PGlite.create({ loadDataDir: await templateBlob() });
   }
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: new ReusablePool(pglite) }) });
+  const pool = new ReusablePool(pglite);
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  // what openStorage's embedded branch returns (src/storage/db.ts), over the reused instance
   return {
     kind: 'pglite',
+    location: 'an in-memory embedded database',
     db,
+    prepared: async <R>(st: PreparedStatement, values: unknown[]) => {
+      const client = await pool.connect();
+      try {
+        return (await client.query<R>(st.text, values)).rows;
+      } finally {
+        client.release();
+      }
+    },
     ping: async (timeoutMs = 2000) => {
       let timer: NodeJS.Timeout | undefined;
       const late = new Promise<never>((_, reject) => {
