@@ -337,8 +337,11 @@ async function runCommand(
   const words = command.split(/\s+/);
   const npm = async (args: string[]) => {
     // npm's cache stands in for the registry where it can; the result is the same lockfile-exact tree
-    const env: Record<string, string> = { ...(process.env as Record<string, string>), npm_config_prefer_offline: 'true' };
-    delete env.NODE_OPTIONS; // tap's loader (see exactEnv)
+    // npm with this machine's environment (its registry settings and certificates), less the test tooling's
+    const env: Record<string, string> = { npm_config_prefer_offline: 'true' };
+    for (const [k, v] of Object.entries(process.env)) {
+      if (v !== undefined && k !== 'NODE_OPTIONS' && !k.startsWith('TAP') && !k.startsWith('_TAPJS')) env[k] = v;
+    }
     const r = await run(...exactEnv('npm', args, env), { cwd, maxBuffer: 1 << 24 });
     ctx.npmOutput.push(r.stdout, r.stderr);
   };
