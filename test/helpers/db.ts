@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import type { PGlite } from '@electric-sql/pglite';
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
-import type { Test } from 'tap';
+import tap, { type Test } from 'tap';
 import { openStorage, type PreparedStatement, type Storage } from '../../src/storage/db.js';
 import { PGlitePool } from '../../src/storage/pglite-pool.js';
 import type { Database } from '../../src/storage/schema.js';
@@ -38,20 +38,80 @@ export interface TestDatabase {
   url: string | undefined;
 }
 
-/** A freshly migrated database that only this test file uses. */
+/** A freshly migrated database that only this test uses. */
 export async function testDatabase(t: Test, options: { migrate?: boolean } = {}): Promise<TestDatabase> {
   let url: string | undefined;
   let storage: Storage;
   if (postgresUrl) {
-    url = await createPostgresDatabase(t);
+    url = await reusedPostgresDatabase();
     storage = await openStorage({ databaseUrl: url, poolSize: 5 });
+    const close = storage.close.bind(storage);
+    let closed = false;
+    const give = url;
+    storage.close = async () => {
+      if (closed) return;
+      closed = true;
+      await close();
+      idlePostgres.push(give);
+    };
   } else {
     storage = await embeddedStorage();
   }
-  // registered after the database's own teardown, so it runs first (tap runs teardowns in reverse)
   t.teardown(() => storage.close());
   if (options.migrate !== false) await migrate(storage.db);
   return { storage, url };
+}
+
+// Creating and dropping a Postgres database costs the server about a second (it copies template1 and syncs it to
+// disk), more than most tests take, and a run has hundreds of tests. A test file therefore reuses the databases of
+// its earlier tests, as it does its PGlite instances: when a test's storage is closed, the database goes back to
+// an idle list, and the next test gets it emptied (other sessions on it ended, the public schema dropped and
+// created again, database-level settings reset). The databases are dropped when the test file ends.
+// createPostgresDatabase (a database a test hands to a process of its own) always makes a new one.
+const idlePostgres: string[] = [];
+const createdPostgres: string[] = [];
+
+async function reusedPostgresDatabase(): Promise<string> {
+  while (idlePostgres.length) {
+    const url = idlePostgres.pop()!;
+    const c = new pg.Client({ connectionString: url });
+    try {
+      await c.connect();
+      await c.query(
+        'select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()',
+      );
+      await c.query('select pg_advisory_unlock_all()');
+      await c.query(
+        `drop schema public cascade; create schema public authorization pg_database_owner; grant usage, create on schema public to public`,
+      );
+      await c.query(`alter database ${new URL(url).pathname.slice(1)} reset all`);
+      const left = await c.query<{ n: number }>(
+        `select count(*)::int as n from pg_class c join pg_namespace s on s.oid = c.relnamespace where s.nspname = 'public'`,
+      );
+      if (left.rows[0]?.n === 0) return url;
+    } catch {
+      // not reusable: the next one, or a new database
+    } finally {
+      await c.end().catch(() => {});
+    }
+  }
+  const name = `gw_test_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: postgresUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  if (!createdPostgres.length) {
+    tap.teardown(async () => {
+      const c = new pg.Client({ connectionString: postgresUrl });
+      await c.connect();
+      for (const db of createdPostgres) await c.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
+      await c.end();
+    });
+  }
+  createdPostgres.push(name);
+  const url = new URL(postgresUrl!);
+  url.pathname = `/${name}`;
+  return url.href;
 }
 
 // Starting an in-memory PGlite costs one to several seconds of CPU (the WebAssembly Postgres boots and runs
