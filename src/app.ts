@@ -10,6 +10,7 @@ import { BODY_LIMIT, registerErrorHandler } from './errors.js';
 import { healthRoutes, metricsRoutes } from './health.js';
 import { registerRateLimits } from './http/rate-limit.js';
 import { registerCors } from './http/cors.js';
+import { registerErrorPages } from './http/error-page.js';
 import { registerSecurityHeaders } from './http/security-headers.js';
 import { registerValidation } from './http/validation.js';
 import { loggerOptions } from './logger.js';
@@ -176,6 +177,8 @@ export function buildApp(config: Config & { secretKey: Buffer }, deps: AppDeps):
   });
 
   registerErrorHandler(app);
+  // a browser that navigated here gets the error handler's answers as an HTML page (API clients keep the JSON)
+  registerErrorPages(app, { home: config.demoPage ? '/' : undefined });
   // bodies are never coerced; query strings have their numbers parsed; refusals name the field
   registerValidation(app);
   // first of the onRequest hooks: even a request refused by a rate limit gets the headers

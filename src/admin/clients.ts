@@ -77,6 +77,10 @@ function decodeClientCursor(value: string): { at: string; id: string } {
  */
 function refuseInvalid(request: FastifyRequest): void {
   const err = request.validationError;
+  // Fastify stops at the first part that fails, and the body comes before the query string: an unknown query
+  // parameter is named whatever the body holds, as on every other admin route
+  const unknown = Object.keys((request.query as Record<string, unknown> | undefined) ?? {});
+  if (unknown.length > 0) throw invalidRequest(`unknown query parameter "${unknown[0]}"; this route takes no query parameters.`);
   if (!err) return;
   const first = (err.validation as { instancePath: string; message?: string; params?: Record<string, unknown> }[])[0];
   if (err.validationContext !== 'body' || !first) throw invalidRequest(err.message);

@@ -11,10 +11,12 @@ import { readFlowCookie, readSessionCookie, setFlowCookie } from '../http/cookie
 import { perMinute } from '../http/rate-limit.js';
 import type { CurrentSession } from '../tokens/sessions.js';
 import { type AuthorizationRequest, authorizationResponse, checkAuthorizationRequest, type RawParams } from './authorize.js';
+import { ErrorBody } from '../schemas.js';
 import { errorPage, PAGE_HEADERS, signInPage } from './pages.js';
 
 const Params = Type.Record(Type.String(), Type.Union([Type.String(), Type.Array(Type.String())]));
-const Html = { 200: Type.String(), 400: Type.String() };
+// an HTML page is sent as a string (never serialized); a 400 the validator gives is the usual JSON error
+const Html = { 200: Type.String(), 400: ErrorBody };
 
 /** What the gateway's login answers in `?error=` becomes for the client (RFC 6749 section 4.1.2.1). */
 const LOGIN_ERRORS: Record<string, { error: 'access_denied' | 'temporarily_unavailable'; description: string }> = {

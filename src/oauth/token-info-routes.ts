@@ -51,7 +51,7 @@ async function accessToken(ctx: AppContext, token: string): Promise<AccessClaims
 
 export async function tokenInfoRoutes(app: App): Promise<void> {
   const { config } = app.ctx;
-  const limited = { config: perMinute(config.rateLimits.refresh) };
+  const limited = { config: perMinute(config.rateLimits.token) };
   const userinfoQuery = userinfoStatement(app.ctx.storage.db);
 
   app.post(

@@ -36,7 +36,7 @@ export async function tokenRoutes(app: App): Promise<void> {
   app.post(
     '/oauth2/token',
     {
-      config: perMinute(config.rateLimits.refresh),
+      config: perMinute(config.rateLimits.token),
       schema: { body: TokenForm, response: { 200: TokenResponse, 400: OAuthError, 401: OAuthError, 415: OAuthError, 429: OAuthError } },
     },
     async (request, reply) => {

@@ -1,15 +1,19 @@
-// The demo in real headless Chromium (Debian's chromium, driven by playwright-core): sign in at the demo
-// provider, back on the page, refresh, sign out; then a run that denies consent and sees the error.
-import { spawn } from 'node:child_process';
+// The demo in real headless Chromium (Debian's chromium, driven by playwright-core), every state a newcomer meets:
+// signed out, the provider's sign-in page, signed in, refreshed, signed out (and asked again at the next sign-in),
+// switching user, consent denied, and the HTML error pages of a bad redirect back and an unknown provider. Each
+// state is screenshotted into SCREENSHOTS (printed as a comment) to be looked at; any console error or page
+// error fails the test.
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import t from 'tap';
-import { freePort, ROOT, waitFor } from '../helpers/process.js';
+import { seedDataDir } from '../helpers/pglite-template.js';
+import { freePort, startProcess } from '../helpers/process.js';
 
 const CHROMIUM = '/usr/bin/chromium';
+const SCREENSHOTS = join(tmpdir(), 'auth-gateway-demo-screenshots');
 
 t.test(
   'sign in, refresh and sign out through the demo page',
@@ -20,27 +24,21 @@ t.test(
     const port = await freePort();
     const demoPort = await freePort();
     const base = `http://localhost:${port}`;
-    // exactly what `npm start` runs
-    const demo = spawn(process.execPath, ['--import=tsx', 'demo/start.ts'], {
-      cwd: ROOT,
-      env: {
-        PATH: process.env.PATH ?? '',
-        HOME: process.env.HOME ?? '/tmp',
-        DATA_DIR: dataDir,
-        PORT: String(port),
-        DEMO_PROVIDER_PORT: String(demoPort),
-        LOG_LEVEL: 'warn',
-      },
-      stdio: ['ignore', 'ignore', 'pipe'],
+    // exactly what `npm start` runs, on a data directory that has been through initdb already (the first start
+    // on an empty one is test/server.test.ts's business)
+    await seedDataDir(dataDir);
+    const demo = startProcess(['--import=tsx', 'demo/start.ts'], {
+      DATA_DIR: dataDir,
+      PORT: String(port),
+      DEMO_PROVIDER_PORT: String(demoPort),
+      LOG_LEVEL: 'warn',
     });
-    let stderr = '';
-    demo.stderr!.on('data', (d) => (stderr += d));
-    const exited = new Promise((r) => demo.once('exit', r));
     t.teardown(async () => {
-      demo.kill('SIGTERM');
-      await exited;
+      demo.child.kill('SIGTERM');
+      await demo.exited;
     });
-    await waitFor(`${base}/readyz`);
+    await demo.answers(`${base}/readyz`);
+    const stderr = demo.output;
 
     const browser = await chromium.launch({
       executablePath: CHROMIUM,
@@ -55,55 +53,137 @@ t.test(
       ],
     });
     t.teardown(() => browser.close());
-    const page = await (await browser.newContext()).newPage();
-    const pageErrors: string[] = [];
-    page.on('pageerror', (e) => pageErrors.push(String(e)));
-    page.on('console', (m) => {
-      if (m.type() === 'error' && !/401/.test(m.text())) pageErrors.push(m.text());
-    });
+    await rm(SCREENSHOTS, { recursive: true, force: true });
+    await mkdir(SCREENSHOTS, { recursive: true });
+    t.comment(`screenshots in ${SCREENSHOTS}`);
+    let shot = 0;
+    const problems: string[] = [];
+    // Chromium notes in the console a document that was answered with an error status, as it notes a failed
+    // fetch; an error page must be answered 4xx, so on a page opened to show one, exactly that one note of its own
+    // document is expected (and checked), and nothing else. Everywhere else any console error fails the test.
+    let expectedNote: { url: string; status: number } | undefined;
+    const newPage = async () => {
+      const p = await (await browser.newContext({ viewport: { width: 900, height: 760 } })).newPage();
+      p.on('pageerror', (e) => problems.push(`page error: ${String(e)}`));
+      p.on('console', (m) => {
+        if (m.type() !== 'error' && m.type() !== 'warning') return;
+        const own = expectedNote && m.location().url === expectedNote.url;
+        if (own && m.text().startsWith(`Failed to load resource: the server responded with a status of ${expectedNote!.status} `)) {
+          expectedNote = undefined; // seen, once
+          return;
+        }
+        problems.push(`console ${m.type()} on ${p.url()}: ${m.text()}`);
+      });
+      // the page's CSP (no unsafe-eval) refuses Playwright's string predicates: wait on elements and URLs only
+      p.setDefaultTimeout(60_000);
+      return p;
+    };
+    const screenshot = async (p: Awaited<ReturnType<typeof newPage>>, name: string) =>
+      p.screenshot({ path: join(SCREENSHOTS, `${String(++shot).padStart(2, '0')}-${name}.png`), fullPage: true });
+    const signInAtProvider = async (p: Awaited<ReturnType<typeof newPage>>, name: string, email: string) => {
+      await p.waitForURL(`http://localhost:${demoPort}/interaction/**`);
+      await p.getByLabel('Name').fill(name);
+      await p.getByLabel('Email').fill(email);
+      await p.getByRole('button', { name: 'Sign in' }).click();
+      await p.waitForURL(`${base}/`);
+      await p.getByText(`Signed in as ${name}`).waitFor();
+    };
+    const claimsOf = async (p: Awaited<ReturnType<typeof newPage>>) => JSON.parse((await p.locator('#token-claims').textContent()) ?? '{}');
 
+    // signed out: no session cookie, so the page does not even ask /auth/refresh (no 401 in the console)
+    const page = await newPage();
+    const refreshCalls: string[] = [];
+    page.on('request', (r) => {
+      if (r.url().endsWith('/auth/refresh')) refreshCalls.push(r.url());
+    });
     await page.goto(`${base}/`);
+    await page.getByRole('link', { name: 'Sign in with Demo ID' }).waitFor();
+    t.same(refreshCalls, [], 'a signed-out load asks nothing of /auth/refresh');
+    await screenshot(page, 'signed-out');
+
     await page.getByRole('link', { name: 'Sign in with Demo ID' }).click();
     await page.waitForURL(`http://localhost:${demoPort}/interaction/**`);
-    await page.getByLabel('Name').fill('Grace Hopper');
-    await page.getByLabel('Email').fill('grace@example.com');
-    await page.getByRole('button', { name: 'Sign in' }).click();
-
-    await page.waitForURL(`${base}/`);
-    await page.getByText('Signed in as Grace Hopper').waitFor();
+    await screenshot(page, 'provider-sign-in');
+    await signInAtProvider(page, 'Grace Hopper', 'grace@example.com');
     t.equal(await page.locator('#user-email').textContent(), 'grace@example.com');
-    const claims = JSON.parse((await page.locator('#token-claims').textContent()) ?? '{}');
+    const claims = await claimsOf(page);
     t.match(claims, { iss: base, email: 'grace@example.com', name: 'Grace Hopper' });
     t.type(claims.sid, 'string');
+    // times with a date and a zone, e.g. "Dec 1, 2026, 7:52:10 AM UTC"
+    t.match(await page.locator('#token-expiry').textContent(), /\d{4}.*\d{1,2}:\d{2}:\d{2}.*(UTC|GMT|[A-Z]{3,4})/);
+    t.match(await page.locator('#auth-time').textContent(), /\d{4}.*\d{1,2}:\d{2}:\d{2}/);
+    await screenshot(page, 'signed-in');
 
+    // refresh: a new access token for the same session, and the page says so
     await page.getByRole('button', { name: 'Refresh' }).click();
-    // polled from here: the page's CSP (no unsafe-eval) refuses Playwright's string predicates
-    for (let i = 0; i < 100 && ((await page.locator('#token-claims').textContent()) ?? '').includes(claims.jti); i++) {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    const refreshed = JSON.parse((await page.locator('#token-claims').textContent()) ?? '{}');
+    await page
+      .getByRole('status')
+      .getByText(/^Refreshed at .* a new access token for the same session/)
+      .waitFor();
+    const refreshed = await claimsOf(page);
     t.not(refreshed.jti, claims.jti, 'a new access token');
     t.equal(refreshed.sid, claims.sid, 'same session');
+    await screenshot(page, 'refreshed');
 
+    // sign out; a reload stays signed out; the next sign-in asks the provider again (prompt=login)
     await page.getByRole('button', { name: 'Sign out' }).click();
-    await page.getByRole('link', { name: 'Sign in with Demo ID' }).waitFor();
+    await page
+      .getByRole('status')
+      .getByText(/^Signed out\./)
+      .waitFor();
+    await screenshot(page, 'signed-out-after-sign-out');
     await page.reload();
     await page.getByRole('link', { name: 'Sign in with Demo ID' }).waitFor();
     t.ok(await page.locator('#signed-in').isHidden(), 'still signed out after a reload');
+    t.match(await page.getByRole('link', { name: 'Sign in with Demo ID' }).getAttribute('href'), /[?&]prompt=login(&|$)/);
+    await page.getByRole('link', { name: 'Sign in with Demo ID' }).click();
+    await page.waitForURL(`http://localhost:${demoPort}/interaction/**`);
+    await screenshot(page, 'asked-again-after-sign-out');
+    await signInAtProvider(page, 'Ada Lovelace', 'ada@example.com');
+    t.equal(await page.locator('#user-email').textContent(), 'ada@example.com', 'another user, not the one the provider remembered');
 
-    // the second run, in a fresh browser (no session at the provider): deny
-    const second = await (await browser.newContext()).newPage();
-    second.on('pageerror', (e) => pageErrors.push(String(e)));
+    // switch user: signs out and goes straight to the provider, which asks who it is
+    await page.getByRole('button', { name: 'Switch user' }).click();
+    await page.waitForURL(`http://localhost:${demoPort}/interaction/**`);
+    await signInAtProvider(page, 'Grace Hopper', 'grace@example.com');
+    t.equal(await page.locator('#user-email').textContent(), 'grace@example.com', 'switched back');
+    t.not((await claimsOf(page)).sid, refreshed.sid, 'a new session');
+    await screenshot(page, 'switched-user');
+
+    // consent denied, in a fresh browser (no session at the provider): a human message next to the code
+    const second = await newPage();
     await second.goto(`${base}/`);
     await second.getByRole('link', { name: 'Sign in with Demo ID' }).click();
     await second.waitForURL(`http://localhost:${demoPort}/interaction/**`);
     await second.getByRole('button', { name: 'Deny' }).click();
-    await second.waitForURL(`${base}/?error=access_denied`);
-    t.equal(await second.getByRole('alert').textContent(), 'Sign-in failed: access_denied');
+    await second.getByRole('alert').waitFor();
+    t.equal(await second.locator('#error-title').textContent(), 'Sign-in failed');
+    t.match(await second.locator('#error-message').textContent(), /cancelled at the provider/);
+    t.equal(await second.locator('#error-code').textContent(), 'access_denied');
     await second.getByRole('link', { name: 'Sign in with Demo ID' }).waitFor();
     t.ok(await second.locator('#signed-in').isHidden(), 'no session');
+    t.equal(new URL(second.url()).search, '', 'the error leaves the address, so a reload does not repeat it');
+    await screenshot(second, 'access-denied');
 
-    t.same(pageErrors, [], 'no script errors on the page');
-    t.notMatch(stderr, /error/i, 'nothing went wrong in the gateway');
+    // what a browser gets for a bad redirect back and for an unknown provider: HTML pages, not raw JSON
+    const errorPage = async (path: string, status: number, heading: string, name: string) => {
+      const p = await newPage();
+      expectedNote = { url: `${base}${path}`, status };
+      const res = await p.goto(`${base}${path}`);
+      t.equal(res?.status(), status, path);
+      t.match(res?.headers()['content-type'], /^text\/html/, `${path}: HTML`);
+      await p.getByRole('heading', { name: heading }).waitFor();
+      t.equal(expectedNote, undefined, `${path}: Chromium noted the ${status} of the document, and nothing else`);
+      await screenshot(p, name);
+      await p.getByRole('link', { name: 'Back to the start page' }).click();
+      await p.waitForURL(`${base}/`);
+      await p.getByRole('link', { name: 'Sign in with Demo ID' }).waitFor();
+    };
+    await errorPage('/auth/demo/callback?state=forged-state&code=x', 400, 'Sign-in could not continue', 'error-bad-callback');
+    await errorPage('/auth/nope/login?return_to=/', 404, 'Not found', 'error-unknown-provider');
+
+    t.same(problems, [], 'no console error or warning, no page error');
+    t.notMatch(stderr(), /error/i, 'nothing went wrong in the gateway');
+    t.notMatch(stderr(), /Unsupported runtime/, 'oidc-provider accepts this Node.js');
   },
 );

@@ -1,7 +1,14 @@
 // Runs the real gateway process (src/server.ts through tsx) for tests that need a process, signals or ports.
+//
+// How long a process takes to start depends on how busy the machine is (a cold start on the embedded database
+// takes seconds on a quiet machine and several times that on a loaded one), so nothing here waits for a fixed
+// time: readiness or output is awaited until it comes, with a ceiling far above any start-up seen, and a process
+// that exits while it is awaited fails the wait at once with its output. The test files that start processes are
+// `serial` in package.json's tap config, so they never start processes while another test file runs.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../../fixtures/ports.js';
+import { eventually, STARTUP_CEILING_MS } from './wait.js';
 
 export { freePort };
 
@@ -11,16 +18,18 @@ export interface GatewayProcess {
   child: ChildProcess;
   output: () => string;
   exited: Promise<number | null>;
+  /** Resolves once `url` answers `status`; rejects at once, with the output, when the process exits first. */
+  answers(url: string, status?: number): Promise<void>;
 }
 
 /** `npm run gateway`: src/server.ts with exactly `env` (and PATH, HOME). */
 export function startGateway(env: Record<string, string>): GatewayProcess {
-  return startScript('src/server.ts', env);
+  return startProcess(['--import=tsx', 'src/server.ts'], env);
 }
 
 /** `npm start`: the demo launcher, demo/start.ts. */
 export function startLauncher(env: Record<string, string>): GatewayProcess {
-  return startScript('demo/start.ts', env);
+  return startProcess(['--import=tsx', 'demo/start.ts'], env);
 }
 
 /** every process a test started and that is still running: killed when the test process ends, however it ends */
@@ -37,27 +46,64 @@ for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGALRM'] as const) {
   });
 }
 
-function startScript(script: string, env: Record<string, string>): GatewayProcess {
+/**
+ * `command args…` with exactly `env` as its environment. Under tap, child_process adds tap's process-tracking
+ * loader to every child's NODE_OPTIONS (whatever env says); `env -i` starts the command without it, so a process
+ * a test starts loads nothing from the test tooling, as in production.
+ */
+export function exactEnv(command: string, args: string[], env: Record<string, string>): [string, string[]] {
+  return ['/usr/bin/env', ['-i', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), command, ...args]];
+}
+
+/**
+ * Spawns `node args…` (this Node.js, unless execPath says another) in the repository with a clean environment:
+ * PATH and HOME, plus env, and nothing else.
+ */
+export function startProcess(
+  args: string[],
+  env: Record<string, string>,
+  options: { cwd?: string; uid?: number; gid?: number; execPath?: string } = {},
+): GatewayProcess {
   let out = '';
-  const child = spawn(process.execPath, ['--import=tsx', script], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
+  const [command, argv] = exactEnv(options.execPath ?? process.execPath, args, {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? '/tmp',
+    ...env,
+  });
+  const child = spawn(command, argv, {
+    cwd: options.cwd ?? ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
+    uid: options.uid,
+    gid: options.gid,
   });
   running.add(child);
   child.once('exit', () => running.delete(child));
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
+  let exitCode: number | null | undefined;
   // 'close', not 'exit': by then every byte the process wrote has been read
-  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  return { child, output: () => out, exited };
+  const exited = new Promise<number | null>((resolve) =>
+    child.on('close', (code) => {
+      exitCode = code;
+      resolve(code);
+    }),
+  );
+  return {
+    child,
+    output: () => out,
+    exited,
+    answers: (url, status = 200) =>
+      waitFor(url, status, STARTUP_CEILING_MS, () => {
+        if (exitCode !== undefined) throw new Error(`the process exited (${exitCode}) before ${url} answered ${status}:\n${out}`);
+      }),
+  };
 }
 
 /**
  * Resolves with the match once the process's output matches `pattern`; rejects when the process exits first
  * or after a generous ceiling (the event itself is what is waited on, not a guess at how long it takes).
  */
-export function waitForOutput(gw: GatewayProcess, pattern: RegExp, timeoutMs = 90_000): Promise<RegExpMatchArray> {
+export function waitForOutput(gw: GatewayProcess, pattern: RegExp, timeoutMs = STARTUP_CEILING_MS): Promise<RegExpMatchArray> {
   return new Promise((resolve, reject) => {
     const done = (fn: () => void) => {
       clearTimeout(timer);
@@ -81,7 +127,7 @@ export function waitForOutput(gw: GatewayProcess, pattern: RegExp, timeoutMs = 9
 }
 
 /** What a process printed before it exited, and its exit code (with a generous ceiling, after which it is killed). */
-export async function exitOf(gw: GatewayProcess, timeoutMs = 90_000): Promise<{ code: number | null; output: string }> {
+export async function exitOf(gw: GatewayProcess, timeoutMs = STARTUP_CEILING_MS): Promise<{ code: number | null; output: string }> {
   let timer: NodeJS.Timeout | undefined;
   const code = await Promise.race([
     gw.exited,
@@ -96,19 +142,24 @@ export async function exitOf(gw: GatewayProcess, timeoutMs = 90_000): Promise<{ 
 }
 
 /**
- * Polls url until it answers with `status`, or fails after timeoutMs: a generous ceiling, since a cold embedded
- * database on a busy machine takes well over 20 s to start.
+ * Polls url until it answers with `status`; fails after timeoutMs (a ceiling, not an expected time), or as soon as
+ * `abort` throws (it is called before every attempt).
  */
-export async function waitFor(url: string, status = 200, timeoutMs = 90_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const res = await fetch(url);
-      if (res.status === status) return;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`${url} did not answer ${status} within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+export async function waitFor(url: string, status = 200, timeoutMs = STARTUP_CEILING_MS, abort?: () => void): Promise<void> {
+  let last = 'no answer';
+  await eventually(
+    async () => {
+      abort?.();
+      try {
+        const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+        await res.body?.cancel();
+        last = `answered ${res.status}`;
+        return res.status === status;
+      } catch (err) {
+        last = (err as Error).message; // not listening yet
+        return false;
+      }
+    },
+    { timeoutMs, intervalMs: 100, what: () => `${url} to answer ${status} (last: ${last})` },
+  );
 }

@@ -289,7 +289,8 @@ t.test('an upstream that stops answering: a timeout and an error redirect, no hu
   stall = true;
   const began = Date.now();
   const res = await browser.get(path(callback));
-  t.ok(Date.now() - began < 3000, `answered after ${Date.now() - began} ms`);
+  // a ceiling, not a measurement: far above the 300 ms timeout on a busy machine, below the 10 s default
+  t.ok(Date.now() - began < 5000, `answered after ${Date.now() - began} ms`);
   t.equal(res.headers.location, `${PUBLIC_URL}/app?error=temporarily_unavailable`);
 });
 

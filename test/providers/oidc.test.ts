@@ -297,7 +297,8 @@ t.test('upstream down or slow: upstream_unavailable, quickly', async (t) => {
   deps.mode = 'stall';
   let started = Date.now();
   t.equal((await providerError(provider.authorizationUrl(newFlowSecrets(provider)))).reason, 'upstream_unavailable');
-  t.ok(Date.now() - started < 1000, 'a discovery that never answers gives up after timeoutMs');
+  // a ceiling, not a measurement: far above timeoutMs on a busy machine, and below the 10 s default it must not use
+  t.ok(Date.now() - started < 5000, 'a discovery that never answers gives up after timeoutMs');
 
   for (const stalled of ['/token', '/jwks']) {
     deps.mode = 'pass';
@@ -305,7 +306,7 @@ t.test('upstream down or slow: upstream_unavailable, quickly', async (t) => {
     deps.mode = (url) => (url.endsWith(stalled) ? 'stall' : 'pass');
     started = Date.now();
     t.equal((await providerError(provider.handleCallback(callback, flow))).reason, 'upstream_unavailable', `${stalled} never answers`);
-    t.ok(Date.now() - started < 1000, `${stalled} gives up after timeoutMs`);
+    t.ok(Date.now() - started < 5000, `${stalled} gives up after timeoutMs`);
   }
 
   deps.mode = 'pass';
