@@ -67,8 +67,11 @@ const single = (params: RawParams, name: string): string | undefined | 'repeated
   return v === '' ? undefined : v;
 };
 
-/** RFC 7636 section 4.2: a base64url SHA-256 is 43 characters; the grammar allows 43 to 128 */
-const CHALLENGE = /^[A-Za-z0-9._~-]{43,128}$/;
+/**
+ * RFC 7636 section 4.2: the S256 challenge is BASE64URL(SHA256(verifier)), 43 characters of the base64url
+ * alphabet without padding; S256 is the only method accepted, so anything else could never be redeemed.
+ */
+const CHALLENGE = /^[A-Za-z0-9_-]{43}$/;
 // eslint-disable-next-line no-control-regex -- control characters are exactly what this refuses
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
@@ -100,16 +103,8 @@ export function checkAuthorizationRequest(
   if (!matchRedirectUri(client, redirectUri)) {
     return page('invalid_request', 'The redirect_uri is not registered for this application.');
   }
-  if (!client.grantTypes.includes('authorization_code')) {
-    return {
-      kind: 'redirect',
-      redirectUri,
-      state: undefined,
-      error: 'unauthorized_client',
-      description: 'This client may not use the authorization code grant.',
-    };
-  }
 
+  // RFC 6749 section 4.1.2.1: every error from here on goes to the redirect URI, with the state of the request
   const stateRaw = single(params, 'state');
   const state = stateRaw === 'repeated' ? undefined : stateRaw;
   const fail = (error: RedirectError['error'], description: string): RedirectError => ({
@@ -119,6 +114,10 @@ export function checkAuthorizationRequest(
     error,
     description,
   });
+  // RFC 6749 section 4.1.2.1: a client not allowed the code grant is unauthorized_client
+  if (!client.grantTypes.includes('authorization_code')) {
+    return fail('unauthorized_client', 'This client may not use the authorization code grant.');
+  }
   for (const name of Object.keys(params)) {
     if (typeof params[name] !== 'string') return fail('invalid_request', `${name} is given more than once.`);
     if (CONTROL.test(params[name] as string)) return fail('invalid_request', `${name} holds a control character.`);
