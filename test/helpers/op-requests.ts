@@ -127,10 +127,10 @@ export async function oauthPost(
     if (method === 'client_secret_basic') {
       headers.authorization = `Basic ${Buffer.from(`${encodeURIComponent(c.id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
     } else if (method === 'client_secret_post') {
-      q.set('client_id', c.id);
-      q.set('client_secret', secret);
+      q.append('client_id', c.id);
+      q.append('client_secret', secret);
     } else if (method === 'none') {
-      q.set('client_id', c.id);
+      q.append('client_id', c.id);
     }
   }
   const res = await fetch(`${op.url}${path}`, { method: 'POST', headers, body: q.toString() });
