@@ -71,7 +71,8 @@ export async function tokenInfoRoutes(app: App): Promise<void> {
       await revoke(app.ctx, request, client, token);
       // RFC 7009 section 2.2: 200 whether or not the token was valid
       void reply.header('cache-control', 'no-store');
-      return reply.code(200).send();
+      // an empty body (the client ignores it): the schema's null is what the type provider needs to be told
+      return reply.code(200).send(undefined as unknown as null);
     },
   );
 
@@ -100,8 +101,10 @@ export async function tokenInfoRoutes(app: App): Promise<void> {
     if (!token) throw missingToken('A Bearer access token is required.');
     const claims = await accessToken(app.ctx, token);
     if (!claims || !claims.sid) throw invalidToken('The access token is invalid or expired.');
-    // OIDC Core 5.3: UserInfo is for tokens granted openid (the gateway's own session tokens count as all of it)
-    const scope = claims.scope === undefined ? ['openid', 'email', 'profile'] : claims.scope.split(' ');
+    // OIDC Core 5.3: UserInfo is for tokens granted openid. The gateway's own browser-session tokens (client_id:
+    // the issuer) carry no scope and count as all of it; a client's token without a scope claim was granted none.
+    const scope =
+      claims.client_id === config.issuer && claims.scope === undefined ? ['openid', 'email', 'profile'] : (claims.scope?.split(' ') ?? []);
     if (!scope.includes('openid')) {
       throw new AppError('insufficient_scope', 403, 'The access token was not granted the openid scope.', {
         headers: { 'www-authenticate': `${bearerChallenge('insufficient_scope')}, scope="openid"` },

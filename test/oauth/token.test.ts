@@ -11,7 +11,6 @@ import {
   claimsOf,
   codeFor,
   NO_RATE_LIMITS,
-  oauthPost,
   redeem,
   refresh,
   registerClient,
