@@ -215,6 +215,8 @@ t.test('the authorization endpoint', async (t) => {
         ['DEL in the challenge', { code_challenge: `${'a'.repeat(42)}\u007f` }, 'invalid_request'],
         ['a newline in the resource', { resource: 'https://api.example.com\n' }, 'invalid_request'],
         ['NUL in an unknown parameter', { extra: '\u0000' }, 'invalid_request'],
+        // bounded: what is stored with the code
+        ['nonce too long', { nonce: 'n'.repeat(513) }, 'invalid_request'],
       ];
       for (const [name, change, error] of cases) {
         const { params, state } = validRequest(web, change);
@@ -234,6 +236,10 @@ t.test('the authorization endpoint', async (t) => {
       {
         const { params, state } = validRequest(web, { prompt: 'none' });
         await isRedirect(t, await send(how, params), 'login_required', { state, name: 'prompt=none without a session' });
+      }
+      {
+        const { params } = validRequest(web, { state: 's'.repeat(2049) });
+        await isRedirect(t, await send(how, params), 'invalid_request', { state: 's'.repeat(2049), name: 'state too long' });
       }
       // no state sent: none in the answer
       {
@@ -384,6 +390,32 @@ t.test('authentication: prompt=login, max_age, and the resumed request', async (
     const cancel = new URL(resume);
     cancel.searchParams.set('error', 'access_denied');
     t.equal((await browser.request(cancel)).status, 400, 'the cancel of a used request: refused');
+  });
+
+  t.test('a resumed request without a session after the login: login_required, not another round', async (t) => {
+    const browser = op.browser();
+    const req = validRequest(web);
+    const end = await browser.follow(authorizeUrl(op, req.params), (u) => u.pathname === '/oauth2/authorize/resume');
+    // the session the login opened is gone by the time the browser comes back
+    browser.jar.get(new URL(op.url).host)!.delete('gw_session');
+    const res = await browser.request(end.url);
+    t.equal(res.status, 302);
+    const back = new URL(res.headers.get('location')!, op.url);
+    t.equal(`${back.origin}${back.pathname}`, CLIENT_CB, 'back to the client');
+    t.equal(back.searchParams.get('error'), 'login_required');
+    t.equal(back.searchParams.get('state'), req.state);
+    t.equal(back.searchParams.get('iss'), op.url);
+  });
+
+  t.test('a sign-in the user refused upstream, or cancelled: access_denied with state', async (t) => {
+    const browser = op.browser();
+    op.upstreams.corp.denyNext();
+    const req = validRequest(web);
+    const { back } = await walk(op, browser, authorizeUrl(op, req.params));
+    t.equal(back.searchParams.get('error'), 'access_denied');
+    t.equal(back.searchParams.get('state'), req.state);
+    t.equal(back.searchParams.get('iss'), op.url);
+    t.notOk(back.searchParams.has('code'));
   });
 
   t.test('a pending request expires with its login flow', async (t) => {
