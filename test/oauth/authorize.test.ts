@@ -281,7 +281,8 @@ t.test('the authorization endpoint', async (t) => {
 });
 
 t.test('authentication: prompt=login, max_age, and the resumed request', async (t) => {
-  const op = await startOpGateway(t, { env: NO_RATE_LIMITS });
+  // an operator's default audience need not be a URI: it is no RFC 8707 resource
+  const op = await startOpGateway(t, { env: { ...NO_RATE_LIMITS, ACCESS_TOKEN_AUDIENCE: 'gateway-api,https://api.internal/#x' } });
   const web = await registerClient(op, {
     client_name: 'Web',
     redirect_uris: [CLIENT_CB],
@@ -347,6 +348,42 @@ t.test('authentication: prompt=login, max_age, and the resumed request', async (
     // and with a recent enough one, a code
     const ok = await walk(op, browser, authorizeUrl(op, validRequest(web, { prompt: 'none', max_age: '600' }).params));
     t.ok(ok.back.searchParams.get('code'), 'prompt=none with a recent enough session: a code');
+  });
+
+  t.test('skipping the upstream login does not satisfy prompt=login or max_age', async (t) => {
+    const browser = op.browser();
+    await signIn(op, browser, web);
+    op.clock.advance(5);
+    const forcing: Record<string, string>[] = [{ prompt: 'login' }, { max_age: '1' }];
+    for (const extra of forcing) {
+      const req = validRequest(web, extra);
+      // stop where the gateway sends the browser to sign in upstream, and go straight back instead
+      const end = await browser.follow(authorizeUrl(op, req.params), (u) => u.pathname === '/auth/corp/login');
+      const resume = new URL(end.url.searchParams.get('return_to')!, op.url);
+      t.equal(resume.pathname, '/oauth2/authorize/resume');
+      const res = await browser.request(resume);
+      t.equal(res.status, 302);
+      const back = new URL(res.headers.get('location')!, op.url);
+      t.equal(back.searchParams.get('error'), 'login_required', `${JSON.stringify(extra)}: the old session does not count`);
+      t.notOk(back.searchParams.has('code'), `${JSON.stringify(extra)}: no code`);
+      t.equal(back.searchParams.get('state'), req.state);
+    }
+  });
+
+  t.test('resource: only an absolute URI without a fragment, even when the default audience holds others', async (t) => {
+    const plain = await registerClient(op, {
+      client_name: 'No audience of its own',
+      redirect_uris: [CLIENT_CB],
+      grant_types: ['authorization_code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+    });
+    for (const resource of ['gateway-api', 'https://api.internal/#x']) {
+      const { params, state } = validRequest(plain, { resource, prompt: 'none' });
+      const res = await fetch(authorizeUrl(op, params), { redirect: 'manual' });
+      const back = new URL(res.headers.get('location')!, op.url);
+      t.equal(back.searchParams.get('error'), 'invalid_target', `${resource}: invalid_target`);
+      t.equal(back.searchParams.get('state'), state);
+    }
   });
 
   t.test('a resumed request is one-time and bound to the browser that started it', async (t) => {

@@ -161,6 +161,11 @@ t.test('revocation, introspection and UserInfo', async (t) => {
     op.clock.advance(op.config.accessTokenTtl + 10);
     t.notOk(await active(op, web, soon.access_token), 'expired: inactive');
     t.ok(await active(op, web, soon.refresh_token!), 'its refresh token lives on');
+    // a client's own token (no session behind it) revoked by the client
+    const revokedCc = await tokenPost(op, service, { grant_type: 'client_credentials' });
+    t.ok(await active(op, web, revokedCc.body.access_token as string));
+    t.equal((await revoke(op, service, revokedCc.body.access_token as string)).status, 200);
+    t.notOk(await active(op, web, revokedCc.body.access_token as string), 'a revoked client_credentials token: inactive');
     // a client's own token ends with the client
     const cc = await tokenPost(op, service, { grant_type: 'client_credentials' });
     t.ok(await active(op, web, cc.body.access_token as string));
@@ -194,6 +199,18 @@ t.test('revocation, introspection and UserInfo', async (t) => {
     t.equal((await refresh(op, web, tokens.refresh_token!)).status, 400, 'no refresh');
     t.equal((await refresh(op, spa, spaTokens.refresh_token!)).status, 400, 'not for the SPA either');
     t.equal((await userinfo(op, tokens.access_token)).status, 401, 'UserInfo refuses it');
+
+    // the user's status on its own, without its sessions revoked (a change another path made)
+    op.upstreams.corp.setAccount({ accountId: 'hank', claims: { email: 'hank@example.com', email_verified: true } });
+    const b2 = op.browser();
+    const hank = await signIn(op, b2, web);
+    await op.storage.db
+      .updateTable('users')
+      .set({ status: 'disabled' })
+      .where('id', '=', claimsOf(hank.id_token!).sub as string)
+      .execute();
+    t.notOk(await active(op, web, hank.access_token), 'disabled in the database only: the access token is inactive');
+    t.notOk(await active(op, web, hank.refresh_token!), 'and the refresh token');
   });
 
   t.test('UserInfo (OIDC Core 5.3, RFC 6750)', async (t) => {
@@ -386,6 +403,21 @@ t.test('RP-Initiated Logout', async (t) => {
     t.notOk(await alive(b, tokens), 'the session and its grant ended');
   });
 
+  t.test('a post_logout_redirect_uri without a client to check it against is not followed', async (t) => {
+    const { b, tokens } = await fresh();
+    const page = await logout(b, { post_logout_redirect_uri: BYE, state: 's' });
+    t.equal(page.status, 200);
+    t.equal(page.headers.get('location'), null);
+    t.match(await page.text(), /<form method="post"/);
+    const res = await b.request(`${op.url}/oauth2/logout`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: op.url },
+      body: new URLSearchParams({ post_logout_redirect_uri: BYE, state: 's', confirm: '1' }).toString(),
+    });
+    await isSignedOutPage(t, res, 'confirmed without a client');
+    t.notOk(await alive(b, tokens), 'signed out');
+  });
+
   t.test('what is not a valid hint: forged, tampered, another issuer, an access token, another session', async (t) => {
     const { b, tokens } = await fresh();
     const idToken = tokens.id_token!;
@@ -420,6 +452,11 @@ t.test('RP-Initiated Logout', async (t) => {
       t.ok(await alive(b, tokens), `${name}: the session is untouched`);
     }
     t.ok(await alive(other.b, other.tokens), "the other browser's session too");
+    // without a session in the browser a valid hint signs out at once: an access token must not count as one
+    const stranger = op.browser();
+    const res = await logout(stranger, { id_token_hint: tokens.access_token });
+    t.match(await res.text(), /<form method="post"/, 'an access token as hint, no session here: the confirmation page');
+    t.ok(await alive(b, tokens), 'and the grant it names is untouched');
   });
 });
 

@@ -193,6 +193,14 @@ t.test('the token endpoint', async (t) => {
     });
     t.equal(disabled.statusCode, 200);
     isError(t, await redeem(op, web, c2.code, c2.verifier), 400, 'invalid_grant', 'after the user was disabled');
+
+    // the user's status on its own, without its sessions revoked (a change another path made)
+    op.upstreams.corp.setAccount({ accountId: 'gina', claims: { email: 'gina@example.com', email_verified: true } });
+    const b3 = op.browser();
+    const gina = claimsOf((await signIn(op, b3, web)).id_token!).sub as string;
+    const c3 = await codeFor(op, b3, web);
+    await op.storage.db.updateTable('users').set({ status: 'disabled' }).where('id', '=', gina).execute();
+    isError(t, await redeem(op, web, c3.code, c3.verifier), 400, 'invalid_grant', 'a disabled user, sessions not revoked');
   });
 
   t.test('client authentication (RFC 6749 2.3, 5.2)', async (t) => {
@@ -377,6 +385,25 @@ t.test('the token endpoint', async (t) => {
     isError(t, await refresh(op, posted, mine.refresh_token!), 400, 'invalid_grant', "another client's refresh token");
     isError(t, await refresh(op, spa, mine.refresh_token!), 400, 'invalid_grant', "a public client with a confidential client's token");
     isError(t, await refresh(op, web, spaTokens.refresh_token!), 400, 'invalid_grant', "the confidential client with the SPA's");
+    // asking for more than the grant has tells nothing about another client's grant
+    isError(
+      t,
+      await tokenPost(op, posted, { grant_type: 'refresh_token', refresh_token: mine.refresh_token!, scope: 'openid admin' }),
+      400,
+      'invalid_grant',
+      "another client's token with a scope",
+    );
+    isError(
+      t,
+      await tokenPost(op, posted, {
+        grant_type: 'refresh_token',
+        refresh_token: mine.refresh_token!,
+        resource: 'https://evil.example.com',
+      }),
+      400,
+      'invalid_grant',
+      "another client's token with a resource",
+    );
     op.clock.advance(op.config.refreshGracePeriod + 1);
     // the other client's attempt neither rotated nor revoked anything
     const after = await refresh(op, web, mine.refresh_token!);
@@ -405,7 +432,22 @@ t.test('the token endpoint', async (t) => {
       401,
       'also as the cookie',
     );
-    t.equal((await refresh(op, web, grantToken)).status, 200, 'and the grant still refreshes');
+    const next = await refresh(op, web, grantToken);
+    t.equal(next.status, 200, 'and the grant still refreshes');
+
+    // within the grace period the predecessor of a rotated token is answered with its successor: to its own
+    // client only, never to another, and a browser session's never at the token endpoint
+    isError(t, await refresh(op, posted, grantToken), 400, 'invalid_grant', 'a just-rotated token of another client');
+    isError(t, await refresh(op, spa, grantToken), 400, 'invalid_grant', 'the same for a public client');
+    const again = await refresh(op, web, grantToken);
+    t.equal(again.status, 200, 'its own client, within the grace period: the successor');
+    t.equal(again.body.refresh_token, next.body.refresh_token);
+    const before = b.cookie(op.url, 'gw_session')!;
+    t.equal((await b.request(`${op.url}/auth/refresh`, { method: 'POST', headers: { origin: op.url } })).status, 200);
+    isError(t, await refresh(op, web, before), 400, 'invalid_grant', "a just-rotated browser session's token");
+    op.clock.advance(op.config.refreshGracePeriod + 1);
+    t.equal((await refresh(op, web, next.body.refresh_token as string)).status, 200, 'nothing of that revoked the grant');
+    t.equal((await b.request(`${op.url}/auth/refresh`, { method: 'POST', headers: { origin: op.url } })).status, 200, 'nor the session');
   });
 
   t.test('refresh: nothing beyond the grant, and a refused request keeps the token (RFC 6749 6, RFC 8707 2.2)', async (t) => {
