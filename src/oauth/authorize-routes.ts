@@ -36,6 +36,7 @@ export async function authorizeRoutes(app: App): Promise<void> {
       defaultAudience: config.accessTokenAudience,
     });
     if ('kind' in checked) {
+      // RFC 6749 section 4.1.2.1, RFC 9700 section 4.1.1: never redirect to a URI that is not the client's
       if (checked.kind === 'page') return errorPage(reply, 400, checked);
       return reply.redirect(
         authorizationResponse(checked.redirectUri, config.issuer, {
@@ -67,6 +68,7 @@ export async function authorizeRoutes(app: App): Promise<void> {
     },
     async (request, reply) => {
       const { pending, clients, now } = app.ctx;
+      // RFC 6749 section 10.12: one-time, and only in the browser that started it (its flow cookie)
       const entry = await pending.consume(request.query.request, readFlowCookie(request, config), now());
       if (!entry) {
         return errorPage(reply, 400, {

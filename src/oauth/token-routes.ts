@@ -50,6 +50,7 @@ export async function tokenRoutes(app: App): Promise<void> {
       const client = await authenticateClient(app.ctx.clients, { authorization: request.headers.authorization, body });
       const grantType = body.grant_type;
       if (!grantType) throw tokenError('invalid_request', 'grant_type is missing.');
+      // RFC 6749 section 5.2: unsupported_grant_type
       if (grantType !== 'authorization_code' && grantType !== 'refresh_token' && grantType !== 'client_credentials') {
         throw tokenError('unsupported_grant_type', `grant_type ${grantType} is not supported.`);
       }
@@ -79,6 +80,7 @@ function narrowAudience(body: Record<string, string>, granted: string[]): string
 async function authorizationCode(ctx: AppContext, request: FastifyRequest, client: Client, body: Record<string, string>) {
   const { codes, sessions, config, keys } = ctx;
   const now = ctx.now();
+  // RFC 6749 section 4.1.3: code is REQUIRED; an unknown, expired, spent or another client's code is invalid_grant
   if (!body.code) throw tokenError('invalid_request', 'code is missing.');
   const redeemed = await codes.redeem(body.code, client.id, now);
   if (redeemed.kind === 'reused') {
@@ -116,6 +118,7 @@ async function authorizationCode(ctx: AppContext, request: FastifyRequest, clien
     },
     now,
   );
+  // the code is bound to its browser session (RFC 6749 section 4.1.2): ended meanwhile, or its user disabled
   if (!opened) throw tokenError('invalid_grant', 'The sign-in this code came from has ended.');
   const issued = sessions.issue({
     user: opened.user,
@@ -215,6 +218,7 @@ function clientCredentials(ctx: AppContext, client: Client, body: Record<string,
   // RFC 6749 section 4.4: for confidential clients only
   if (client.tokenEndpointAuthMethod === 'none') throw tokenError('unauthorized_client', 'A public client cannot use client_credentials.');
   const asked = body.scope?.split(' ').filter(Boolean) ?? client.scopes.filter((s) => s !== 'openid');
+  // RFC 6749 section 4.4.2: its own scopes only; openid (OIDC Core 3.1.2.1) needs a user, and here there is none
   const refused = asked.filter((s) => !client.scopes.includes(s) || s === 'openid');
   if (refused.length > 0) throw tokenError('invalid_scope', `This client may not ask for: ${refused.join(' ')}.`);
   const allowed = client.audience.length > 0 ? client.audience : ctx.config.accessTokenAudience;
