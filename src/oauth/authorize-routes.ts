@@ -38,6 +38,7 @@ export async function authorizeRoutes(app: App): Promise<void> {
       defaultAudience: config.accessTokenAudience,
     });
     if ('kind' in checked) {
+      // RFC 6749 section 4.1.2.1, RFC 9700 section 4.1.1: never redirect to a URI that is not the client's
       if (checked.kind === 'page') return errorPage(reply, 400, checked);
       return reply.redirect(
         authorizationResponse(checked.redirectUri, config.issuer, {
@@ -69,6 +70,7 @@ export async function authorizeRoutes(app: App): Promise<void> {
     },
     async (request, reply) => {
       const { pending, clients, now } = app.ctx;
+      // RFC 6749 section 10.12: one-time, and only in the browser that started it (its flow cookie)
       const entry = await pending.consume(request.query.request, readFlowCookie(request, config), now());
       if (!entry) {
         return errorPage(reply, 400, {
@@ -140,13 +142,17 @@ async function proceed(
   } catch (err) {
     if (!(err instanceof AppError) || err.error !== 'login_required') throw err;
   }
-  // OIDC Core 3.1.2.1: prompt=login asks for a new authentication, max_age for one at most that old. Once the
-  // login they caused has happened (a resumed request), an authentication after the request is what counts.
-  const loginAfter = o.loginAfter ?? (!o.resumed && req.prompt.includes('login') ? now : null);
+  // OIDC Core 3.1.2.1: prompt=login asks for a new authentication, whatever the session's age (also one that
+  // began this very instant, or on an instance whose clock is ahead); so does max_age=0 (errata set 2); max_age
+  // asks for one at most that old. Once the login they caused has happened (a resumed request), an
+  // authentication at or after the request is what counts.
+  const forceLogin = !o.resumed && (req.prompt.includes('login') || req.maxAge === 0);
+  const loginAfter = o.loginAfter ?? (forceLogin ? now : null);
   const recentEnough =
     session !== undefined &&
-    (loginAfter !== null
-      ? session.authTime >= loginAfter
+    !forceLogin &&
+    (o.loginAfter !== null
+      ? session.authTime >= o.loginAfter
       : req.maxAge === undefined || now.getTime() - session.authTime.getTime() <= req.maxAge * 1000);
   const back = (error: 'login_required' | 'access_denied', description: string) =>
     reply.redirect(authorizationResponse(req.redirectUri, config.issuer, { error, description, state: req.state }), 302);

@@ -67,8 +67,11 @@ const single = (params: RawParams, name: string): string | undefined | 'repeated
   return v === '' ? undefined : v;
 };
 
-/** RFC 7636 section 4.2: a base64url SHA-256 is 43 characters; the grammar allows 43 to 128 */
-const CHALLENGE = /^[A-Za-z0-9._~-]{43,128}$/;
+/**
+ * RFC 7636 section 4.2: the S256 challenge is BASE64URL(SHA256(verifier)), 43 characters of the base64url
+ * alphabet without padding; S256 is the only method accepted, so anything else could never be redeemed.
+ */
+const CHALLENGE = /^[A-Za-z0-9_-]{43}$/;
 // eslint-disable-next-line no-control-regex -- control characters are exactly what this refuses
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
@@ -89,6 +92,7 @@ export function checkAuthorizationRequest(
   ctx: AuthorizeContext,
 ): AuthorizationRequest | PageError | RedirectError {
   const page = (error: PageError['error'], description: string): PageError => ({ kind: 'page', error, description });
+  // RFC 6749 sections 4.1.2.1 and 3.1: a missing, repeated or unknown client_id is shown, never redirected
   const clientId = single(params, 'client_id');
   if (clientId === 'repeated') return page('invalid_request', 'client_id is given more than once.');
   if (!clientId) return page('invalid_request', 'The request has no client_id.');
@@ -100,16 +104,8 @@ export function checkAuthorizationRequest(
   if (!matchRedirectUri(client, redirectUri)) {
     return page('invalid_request', 'The redirect_uri is not registered for this application.');
   }
-  if (!client.grantTypes.includes('authorization_code')) {
-    return {
-      kind: 'redirect',
-      redirectUri,
-      state: undefined,
-      error: 'unauthorized_client',
-      description: 'This client may not use the authorization code grant.',
-    };
-  }
 
+  // RFC 6749 section 4.1.2.1: every error from here on goes to the redirect URI, with the state of the request
   const stateRaw = single(params, 'state');
   const state = stateRaw === 'repeated' ? undefined : stateRaw;
   const fail = (error: RedirectError['error'], description: string): RedirectError => ({
@@ -119,6 +115,12 @@ export function checkAuthorizationRequest(
     error,
     description,
   });
+  // RFC 6749 section 4.1.2.1: a client not allowed the code grant is unauthorized_client
+  if (!client.grantTypes.includes('authorization_code')) {
+    return fail('unauthorized_client', 'This client may not use the authorization code grant.');
+  }
+  // RFC 6749 section 3.1: no parameter twice; and no control character in any (none belongs in these values,
+  // and U+0000 cannot even be stored)
   for (const name of Object.keys(params)) {
     if (typeof params[name] !== 'string') return fail('invalid_request', `${name} is given more than once.`);
     if (CONTROL.test(params[name] as string)) return fail('invalid_request', `${name} holds a control character.`);
@@ -127,14 +129,17 @@ export function checkAuthorizationRequest(
   if (params.request !== undefined) return fail('request_not_supported', 'Request objects are not supported.');
   if (params.request_uri !== undefined) return fail('request_uri_not_supported', 'request_uri is not supported.');
 
+  // RFC 6749 sections 4.1.1 and 4.1.2.1: response_type is REQUIRED, and code is the only one supported
   const responseType = single(params, 'response_type');
   if (!responseType) return fail('invalid_request', 'The request has no response_type.');
   if (responseType !== 'code') return fail('unsupported_response_type', 'Only response_type=code is supported.');
+  // OAuth 2.0 Multiple Response Type Encoding Practices section 2.1: query, the default for code, only
   const responseMode = single(params, 'response_mode');
   if (responseMode !== undefined && responseMode !== 'query') return fail('invalid_request', 'Only response_mode=query is supported.');
 
   // RFC 6749 section 3.3: the client's registered scope when it asks for none
   const asked = (single(params, 'scope') as string | undefined)?.split(' ').filter(Boolean) ?? client.scopes;
+  // RFC 6749 section 4.1.2.1: a scope the client may not ask for is invalid_scope
   const refused = asked.filter((s) => !client.scopes.includes(s));
   if (refused.length > 0) return fail('invalid_scope', `This client may not ask for: ${refused.join(' ')}.`);
   const scope = [...new Set(asked)];
@@ -154,6 +159,7 @@ export function checkAuthorizationRequest(
     return fail('invalid_request', 'PKCE (code_challenge with S256) is required for this client.');
   }
 
+  // OIDC Core 3.1.2.1: the prompt values it defines, space-separated
   const promptRaw = (single(params, 'prompt') as string | undefined)?.split(' ').filter(Boolean) ?? [];
   const unknownPrompt = promptRaw.find((p) => !(PROMPTS as readonly string[]).includes(p));
   if (unknownPrompt) return fail('invalid_request', `prompt=${unknownPrompt} is not supported.`);
@@ -161,9 +167,11 @@ export function checkAuthorizationRequest(
   if (promptRaw.includes('none') && promptRaw.length > 1)
     return fail('invalid_request', 'prompt=none cannot be combined with other values.');
 
+  // OIDC Core 3.1.2.1: max_age is a whole, non-negative number of seconds
   const maxAgeRaw = single(params, 'max_age') as string | undefined;
   if (maxAgeRaw !== undefined && !/^\d{1,9}$/.test(maxAgeRaw)) return fail('invalid_request', 'max_age must be a whole number of seconds.');
 
+  // our own parameter: one of the configured upstream providers
   const provider = single(params, 'provider') as string | undefined;
   if (provider !== undefined && !ctx.providers.includes(provider)) return fail('invalid_request', `Unknown provider "${provider}".`);
 
@@ -175,6 +183,7 @@ export function checkAuthorizationRequest(
       return fail('invalid_target', 'resource must be an absolute URI without a fragment.');
     if (!allowed.includes(r)) return fail('invalid_target', `This client may not ask for the resource ${r}.`);
   }
+  // bounded, as everything stored with the code (OIDC Core 3.1.2.1 sets no limit)
   const nonce = single(params, 'nonce') as string | undefined;
   if (nonce !== undefined && nonce.length > 512) return fail('invalid_request', 'nonce is too long.');
   if (state !== undefined && state.length > 2048) return fail('invalid_request', 'state is too long.');

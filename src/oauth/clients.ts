@@ -63,6 +63,8 @@ export const CACHE_TTL_MS = 5000;
 const CACHE_MAX = 10_000;
 /** longer than any client_id the gateway issues or accepts in CLIENTS_FILE: not looked up */
 const MAX_CLIENT_ID = 256;
+// eslint-disable-next-line no-control-regex -- control characters are exactly what this refuses
+const CONTROL = /[\u0000-\u001f\u007f]/;
 
 /** Who makes a change, for the audit log. */
 export interface Actor {
@@ -249,7 +251,8 @@ export class ClientStore {
 
   /** The client with this id: a CLIENTS_FILE client, or one registered through the admin API. */
   async find(id: string): Promise<Client | undefined> {
-    if (typeof id !== 'string' || id === '' || id.length > MAX_CLIENT_ID) return undefined;
+    // no client_id holds a control character, and U+0000 cannot even be sent to Postgres (a 500, not a miss)
+    if (typeof id !== 'string' || id === '' || id.length > MAX_CLIENT_ID || CONTROL.test(id)) return undefined;
     const file = this.#file.get(id);
     if (file) return file;
     const now = this.#now().getTime();

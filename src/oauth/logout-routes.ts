@@ -56,6 +56,7 @@ export async function logoutRoutes(app: App): Promise<void> {
     const cookie = readSessionCookie(request, config);
     const browser = cookie ? ctx.refreshTokens.parse(cookie) : undefined;
     // proof enough: the hint names this browser's session (or, without a session here, nothing is at stake)
+    // section 6 (security considerations): without that proof the user confirms first
     const proven = hint !== undefined && (browser === undefined || hint.sid === browser.sessionId);
     if (!proven && !confirmed) {
       const fields: Record<string, string> = {};

@@ -64,6 +64,7 @@ export async function tokenInfoRoutes(app: App): Promise<void> {
       const client = await authenticateClient(app.ctx.clients, { authorization: request.headers.authorization, body: request.body });
       const token = request.body.token;
       if (!token) throw tokenError('invalid_request', 'token is missing.');
+      // RFC 7009 section 2.2.1: a token type hint we do not know is unsupported_token_type
       const hint = request.body.token_type_hint;
       if (hint !== undefined && hint !== 'access_token' && hint !== 'refresh_token') {
         throw new AppError('unsupported_token_type', 400, `token_type_hint ${hint} is not supported.`);
@@ -100,9 +101,12 @@ export async function tokenInfoRoutes(app: App): Promise<void> {
     const token = bearerToken(request);
     if (!token) throw missingToken('A Bearer access token is required.');
     const claims = await accessToken(app.ctx, token);
+    // RFC 6750 section 3.1: invalid_token; a client's own token (client_credentials) has no user to describe
     if (!claims || !claims.sid) throw invalidToken('The access token is invalid or expired.');
-    // OIDC Core 5.3: UserInfo is for tokens granted openid (the gateway's own session tokens count as all of it)
-    const scope = claims.scope === undefined ? ['openid', 'email', 'profile'] : claims.scope.split(' ');
+    // OIDC Core 5.3: UserInfo is for tokens granted openid. The gateway's own browser-session tokens (client_id:
+    // the issuer) carry no scope and count as all of it; a client's token without a scope claim was granted none.
+    const scope =
+      claims.client_id === config.issuer && claims.scope === undefined ? ['openid', 'email', 'profile'] : (claims.scope?.split(' ') ?? []);
     if (!scope.includes('openid')) {
       throw new AppError('insufficient_scope', 403, 'The access token was not granted the openid scope.', {
         headers: { 'www-authenticate': `${bearerChallenge('insufficient_scope')}, scope="openid"` },

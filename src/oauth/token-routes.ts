@@ -7,6 +7,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { App, AppContext } from '../context.js';
 import { AppError } from '../errors.js';
 import { perMinute } from '../http/rate-limit.js';
+import type { GrantNarrowing } from '../tokens/sessions.js';
 import { type Client, authenticateClient } from './clients.js';
 import { signIdToken } from './id-token.js';
 
@@ -38,14 +39,18 @@ export async function tokenRoutes(app: App): Promise<void> {
     {
       config: perMinute(config.rateLimits.token),
       schema: { body: TokenForm, response: { 200: TokenResponse, 400: OAuthError, 401: OAuthError, 415: OAuthError, 429: OAuthError } },
+      // RFC 6749 section 5.1: Cache-Control: no-store and Pragma: no-cache, set before the body is parsed so that
+      // every answer has them, also a refused body (415, a repeated parameter)
+      onRequest: async (_request, reply) => {
+        void reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
+      },
     },
     async (request, reply) => {
-      // RFC 6749 section 5.1: tokens are never cached
-      void reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
       const body = request.body;
       const client = await authenticateClient(app.ctx.clients, { authorization: request.headers.authorization, body });
       const grantType = body.grant_type;
       if (!grantType) throw tokenError('invalid_request', 'grant_type is missing.');
+      // RFC 6749 section 5.2: unsupported_grant_type
       if (grantType !== 'authorization_code' && grantType !== 'refresh_token' && grantType !== 'client_credentials') {
         throw tokenError('unsupported_grant_type', `grant_type ${grantType} is not supported.`);
       }
@@ -75,6 +80,7 @@ function narrowAudience(body: Record<string, string>, granted: string[]): string
 async function authorizationCode(ctx: AppContext, request: FastifyRequest, client: Client, body: Record<string, string>) {
   const { codes, sessions, config, keys } = ctx;
   const now = ctx.now();
+  // RFC 6749 section 4.1.3: code is REQUIRED; an unknown, expired, spent or another client's code is invalid_grant
   if (!body.code) throw tokenError('invalid_request', 'code is missing.');
   const redeemed = await codes.redeem(body.code, client.id, now);
   if (redeemed.kind === 'reused') {
@@ -112,6 +118,7 @@ async function authorizationCode(ctx: AppContext, request: FastifyRequest, clien
     },
     now,
   );
+  // the code is bound to its browser session (RFC 6749 section 4.1.2): ended meanwhile, or its user disabled
   if (!opened) throw tokenError('invalid_grant', 'The sign-in this code came from has ended.');
   const issued = sessions.issue({
     user: opened.user,
@@ -151,8 +158,38 @@ async function authorizationCode(ctx: AppContext, request: FastifyRequest, clien
   };
 }
 
+/**
+ * RFC 6749 section 6: a refresh may ask for less scope than the grant has, never more; RFC 8707 section 2.2: and
+ * for one resource of its audience. Checked BEFORE the token rotates, so that a refused request leaves the client
+ * its refresh token (else its next refresh would be reuse and end the grant). Undefined when nothing is asked, or
+ * when the token is not a grant of this client (the rotation then refuses it as invalid_grant).
+ */
+async function narrowing(ctx: AppContext, client: Client, body: Record<string, string>): Promise<GrantNarrowing | undefined> {
+  const askedScope = body.scope?.split(' ').filter(Boolean);
+  if ((askedScope === undefined || askedScope.length === 0) && body.resource === undefined) return undefined;
+  const parsed = ctx.refreshTokens.parse(body.refresh_token);
+  if (!parsed) return undefined;
+  const grant = await ctx.storage.db
+    .selectFrom('sessions')
+    .select(['scope', 'audience'])
+    .where('id', '=', parsed.sessionId)
+    .where('client_id', '=', client.id)
+    .executeTakeFirst();
+  if (!grant) return undefined;
+  const narrow: GrantNarrowing = {};
+  if (askedScope && askedScope.length > 0) {
+    const granted = (grant.scope ?? '').split(' ');
+    const extra = askedScope.filter((s) => !granted.includes(s));
+    if (extra.length > 0) throw tokenError('invalid_scope', `The grant does not include: ${extra.join(' ')}.`);
+    narrow.scope = [...new Set(askedScope)].join(' ');
+  }
+  if (body.resource !== undefined) narrow.audience = narrowAudience(body, grant.audience ?? []);
+  return narrow;
+}
+
 async function refreshToken(ctx: AppContext, request: FastifyRequest, _reply: FastifyReply, client: Client, body: Record<string, string>) {
   if (!body.refresh_token) throw tokenError('invalid_request', 'refresh_token is missing.');
+  const narrow = await narrowing(ctx, client, body);
   let issued;
   try {
     // the same rotation as the gateway's sessions: reuse revokes the grant, a grace period covers a race
@@ -160,18 +197,14 @@ async function refreshToken(ctx: AppContext, request: FastifyRequest, _reply: Fa
       body.refresh_token,
       { ip: request.ip, userAgent: request.headers['user-agent'] ?? null },
       client.id,
+      narrow,
     );
   } catch (err) {
     // RFC 6749 section 5.2: invalid_grant is a 400 at the token endpoint
     if (err instanceof AppError && err.error === 'invalid_grant') throw tokenError('invalid_grant', err.description);
     throw err;
   }
-  if (body.scope !== undefined) {
-    // RFC 6749 section 6: no scope beyond the grant's; the response names the scope it carries
-    const granted = issued.grant?.scope.split(' ') ?? [];
-    const extra = body.scope.split(' ').filter((s) => s && !granted.includes(s));
-    if (extra.length > 0) throw tokenError('invalid_scope', `The grant does not include: ${extra.join(' ')}.`);
-  }
+  // RFC 6749 section 5.1: the response names the scope the access token carries
   return {
     access_token: issued.accessToken,
     token_type: 'Bearer' as const,
@@ -185,6 +218,7 @@ function clientCredentials(ctx: AppContext, client: Client, body: Record<string,
   // RFC 6749 section 4.4: for confidential clients only
   if (client.tokenEndpointAuthMethod === 'none') throw tokenError('unauthorized_client', 'A public client cannot use client_credentials.');
   const asked = body.scope?.split(' ').filter(Boolean) ?? client.scopes.filter((s) => s !== 'openid');
+  // RFC 6749 section 4.4.2: its own scopes only; openid (OIDC Core 3.1.2.1) needs a user, and here there is none
   const refused = asked.filter((s) => !client.scopes.includes(s) || s === 'openid');
   if (refused.length > 0) throw tokenError('invalid_scope', `This client may not ask for: ${refused.join(' ')}.`);
   const allowed = client.audience.length > 0 ? client.audience : ctx.config.accessTokenAudience;

@@ -111,6 +111,12 @@ export interface GrantClaims {
   audience: string[];
 }
 
+/** What one refresh of an OP grant's tokens asks for instead of the whole grant (never more than it). */
+export interface GrantNarrowing {
+  scope?: string;
+  audience?: string[];
+}
+
 export type RefreshOutcome = 'ok' | 'grace' | 'reuse' | 'expired' | 'revoked' | 'invalid' | 'disabled';
 
 interface RotatedRow {
@@ -323,7 +329,13 @@ export class SessionService {
    * `clientId`: the OP client presenting it (a grant's token is refused to anyone else), or null for the
    * gateway's own browser sessions.
    */
-  async refresh(token: string, meta: ClientMeta, clientId: string | null = null): Promise<IssuedTokens> {
+  async refresh(
+    token: string,
+    meta: ClientMeta,
+    clientId: string | null = null,
+    /** an OP grant's refresh asking for less (RFC 6749 section 6, RFC 8707 section 2.2), checked by the caller */
+    narrow?: GrantNarrowing,
+  ): Promise<IssuedTokens> {
     const claims = this.deps.codec.parse(token);
     if (!claims) return this.#refuse('invalid');
     const now = this.deps.now();
@@ -337,13 +349,19 @@ export class SessionService {
     });
     if (row) {
       this.deps.onRefresh?.('ok');
-      return this.#issueCurrent(claims.sessionId, row, now);
+      return this.#issueCurrent(claims.sessionId, row, now, narrow);
     }
-    return this.#explainRefusal(claims, now, meta, clientId);
+    return this.#explainRefusal(claims, now, meta, clientId, narrow);
   }
 
   /** The slow path: why was nothing rotated? A grace answer, or a refusal (reuse revokes the session). */
-  async #explainRefusal(claims: RefreshTokenClaims, now: Date, meta: ClientMeta, clientId: string | null): Promise<IssuedTokens> {
+  async #explainRefusal(
+    claims: RefreshTokenClaims,
+    now: Date,
+    meta: ClientMeta,
+    clientId: string | null,
+    narrow: GrantNarrowing | undefined,
+  ): Promise<IssuedTokens> {
     const result = await this.#db.transaction().execute(async (trx) => {
       const row = await this.#lockSession(trx, claims.sessionId);
       // another client's token (or a browser session's at the token endpoint) is not this caller's to use
@@ -361,11 +379,11 @@ export class SessionService {
     });
     if (result.outcome !== 'grace') return this.#refuse(result.outcome);
     this.deps.onRefresh?.('grace');
-    return this.#issueCurrent(claims.sessionId, result.row, now);
+    return this.#issueCurrent(claims.sessionId, result.row, now, narrow);
   }
 
   /** The tokens of a session's current generation, from its row joined with its user. */
-  #issueCurrent(sessionId: string, row: RotatedRow, now: Date): IssuedTokens {
+  #issueCurrent(sessionId: string, row: RotatedRow, now: Date, narrow?: GrantNarrowing): IssuedTokens {
     return this.issue({
       user: { id: row.user_id, email: row.email, email_verified: row.email_verified, name: row.name, roles: row.roles },
       sessionId,
@@ -373,7 +391,15 @@ export class SessionService {
       generation: row.refresh_gen,
       idleExpiresAt: row.idle_expires_at,
       now,
-      ...(row.client_id ? { grant: { clientId: row.client_id, scope: row.scope ?? '', audience: row.audience ?? [] } } : {}),
+      ...(row.client_id
+        ? {
+            grant: {
+              clientId: row.client_id,
+              scope: narrow?.scope ?? row.scope ?? '',
+              audience: narrow?.audience ?? row.audience ?? [],
+            },
+          }
+        : {}),
     });
   }
 
