@@ -121,9 +121,11 @@ export function checkAuthorizationRequest(
   }
   // RFC 6749 section 3.1: no parameter twice; and no control character in any (none belongs in these values,
   // and U+0000 cannot even be stored)
+  // (RFC 8707 section 2: resource is the one parameter that may be given several times, one audience each)
   for (const name of Object.keys(params)) {
-    if (typeof params[name] !== 'string') return fail('invalid_request', `${name} is given more than once.`);
-    if (CONTROL.test(params[name] as string)) return fail('invalid_request', `${name} holds a control character.`);
+    const values = [params[name]].flat();
+    if (values.length > 1 && name !== 'resource') return fail('invalid_request', `${name} is given more than once.`);
+    if (values.some((v) => typeof v !== 'string' || CONTROL.test(v))) return fail('invalid_request', `${name} holds a control character.`);
   }
   // OIDC Core 6.1, 6.2: request objects are not supported, and saying so is required
   if (params.request !== undefined) return fail('request_not_supported', 'Request objects are not supported.');

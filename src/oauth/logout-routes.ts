@@ -70,7 +70,9 @@ export async function logoutRoutes(app: App): Promise<void> {
         ...(origin ? { redirectOrigin: origin.origin !== 'null' ? origin.origin : origin.protocol } : {}),
       });
     }
-    const sessionId = browser?.sessionId ?? hint?.sid;
+    // only this browser's own session: an ID token is no secret (clients log and forward them), so a hint alone,
+    // from a browser without that session, ends nothing
+    const sessionId = browser?.sessionId;
     if (sessionId) {
       // the browser session and, with it, every grant that came from it
       await ctx.sessions.revoke(sessionId, { reason: 'logout', actor: 'user', ip: request.ip, auditType: 'logout' });

@@ -56,11 +56,13 @@ export class TokenRejected extends Error {
  */
 function profileClaims(s: AccessSubject): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  if (s.email) {
+  // an OP client's token carries only what its scope grants (OIDC Core 5.4); the gateway's own tokens, all of it
+  const scope = s.grant ? s.grant.scope.split(' ') : undefined;
+  if (s.email && (!scope || scope.includes('email'))) {
     out.email = s.email;
     out.email_verified = s.emailVerified;
   }
-  if (s.name) out.name = s.name;
+  if (s.name && (!scope || scope.includes('profile'))) out.name = s.name;
   if (s.roles.length > 0) out.roles = s.roles;
   return out;
 }

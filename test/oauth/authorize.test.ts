@@ -274,6 +274,14 @@ t.test('the authorization endpoint', async (t) => {
     const tokens = await redeem(op, web, back.searchParams.get('code')!, req.verifier);
     t.equal(tokens.status, 200);
     t.equal(claimsOf(tokens.body.access_token as string).aud, 'urn:example:orders', 'the resource asked for (RFC 8707)');
+    // RFC 8707 section 2: several resources, one audience each
+    const both = validRequest(web, { resource: ['https://api.example.com', 'urn:example:orders'] });
+    const bothBack = new URL((await authorizePost(op, both.params, browser)).headers.get('location')!);
+    const bothTokens = await redeem(op, web, bothBack.searchParams.get('code')!, both.verifier);
+    t.same(claimsOf(bothTokens.body.access_token as string).aud, ['https://api.example.com', 'urn:example:orders'], 'both audiences');
+    const oneBad = validRequest(web, { resource: ['https://api.example.com', 'https://evil.example.com'] });
+    const oneBadBack = new URL((await authorizePost(op, oneBad.params, browser)).headers.get('location')!);
+    t.equal(oneBadBack.searchParams.get('error'), 'invalid_target', 'each of them must be allowed');
     // the public client with PKCE
     const spaCode = await codeFor(op, browser, spa);
     t.equal((await redeem(op, spa, spaCode.code, spaCode.verifier)).status, 200);
