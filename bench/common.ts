@@ -127,6 +127,7 @@ export async function startGateway(env: Record<string, string> = {}): Promise<Be
     RATE_LIMIT_SESSION: '0',
     RATE_LIMIT_DISCOVERY: '0',
     RATE_LIMIT_OPERATIONS: '0',
+    RATE_LIMIT_TOKEN: '0',
     ...(process.env.BENCH_LOG_LEVEL ? { LOG_LEVEL: process.env.BENCH_LOG_LEVEL } : {}),
     ...env,
   };

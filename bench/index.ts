@@ -1,6 +1,6 @@
 // `npm run bench [path…]`: every path of the gateway, the Fastify hello world and node-oidc-provider's refresh in
 // alternating rounds of one run, with CPU time per operation from /proc; prints a table and writes the same
-// figures to bench/results/latest.json. Paths: startup refresh userinfo jwks login (default: all of them).
+// figures to bench/results/latest.json. Paths: startup refresh token userinfo jwks login (default: all of them).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -23,9 +23,10 @@ import { loginScenario, loginUpstream } from './login.js';
 import { startPeer } from './peer.js';
 import { peerRefreshScenario, refreshScenario } from './refresh.js';
 import { measureStartup, type Startup } from './startup.js';
+import { tokenScenarios } from './token.js';
 import { userinfoScenario } from './userinfo.js';
 
-const PATHS = ['startup', 'refresh', 'userinfo', 'jwks', 'login'] as const;
+const PATHS = ['startup', 'refresh', 'token', 'userinfo', 'jwks', 'login'] as const;
 const args = process.argv.slice(2);
 for (const a of args) if (!(PATHS as readonly string[]).includes(a)) throw new Error(`unknown path ${a}; one of ${PATHS.join(', ')}`);
 const wanted = (p: (typeof PATHS)[number]) => args.length === 0 || args.includes(p);
@@ -57,6 +58,7 @@ try {
       open.push(peer);
       scenarios.push(refreshScenario(gw), peerRefreshScenario(peer));
     }
+    if (wanted('token')) scenarios.push(...(await tokenScenarios(gw)));
     if (wanted('userinfo')) scenarios.push(userinfoScenario(gw));
     if (wanted('jwks')) scenarios.push(jwksScenario(gw));
     if (wanted('login')) scenarios.push(loginScenario(gw, upstream.fake));

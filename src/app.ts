@@ -9,6 +9,7 @@ import { demoPageRoutes } from './demo-page.js';
 import { BODY_LIMIT, registerErrorHandler } from './errors.js';
 import { healthRoutes, metricsRoutes } from './health.js';
 import { registerRateLimits } from './http/rate-limit.js';
+import { registerCors } from './http/cors.js';
 import { registerErrorPages } from './http/error-page.js';
 import { registerSecurityHeaders } from './http/security-headers.js';
 import { registerValidation } from './http/validation.js';
@@ -22,6 +23,8 @@ import { loginRoutes } from './login/routes.js';
 import { Pruner } from './maintenance/prune.js';
 import { Metrics } from './metrics.js';
 import { ClientStore } from './oauth/clients.js';
+import { oauthRoutes } from './oauth/routes.js';
+import { AuthorizationCodes, PendingRequests, RevokedAccessTokens } from './oauth/stores.js';
 import { createProviderRegistry } from './providers/registry.js';
 import { discoveryRoutes } from './tokens/discovery.js';
 import { DatabaseKeyStore } from './tokens/key-store.js';
@@ -72,6 +75,13 @@ export function buildApp(config: Config & { secretKey: Buffer }, deps: AppDeps):
   // the current SECRET_KEY, then a previous one accepted for reading during a key change
   const secretKeys = config.secretKeyPrevious ? [config.secretKey, config.secretKeyPrevious] : [config.secretKey];
   const refreshTokens = new RefreshTokenCodec(secretKeys);
+  const clients = new ClientStore({
+    db,
+    now,
+    fileClients: config.clients,
+    rules: { production: config.env === 'production', signingAlg: config.signingAlg },
+    realm: config.issuer,
+  });
   const keys = new KeyManager(
     new DatabaseKeyStore(db),
     new SecretBox(secretKeys, 'signing keys'),
@@ -84,6 +94,8 @@ export function buildApp(config: Config & { secretKey: Buffer }, deps: AppDeps):
       now,
       log: app.log,
       tickIntervalMs: config.keyCheckInterval * 1000,
+      // a key for every algorithm a registered client has its ID tokens signed with
+      idTokenAlgs: () => clients.idTokenAlgs(),
     },
     (e, at) =>
       e.kind === 'created' || e.kind === 'activated'
@@ -99,13 +111,7 @@ export function buildApp(config: Config & { secretKey: Buffer }, deps: AppDeps):
   const fetchImpl = deps.fetch ?? globalThis.fetch;
   const metrics = new Metrics({ storage: deps.storage, keys });
   const pruner = new Pruner(db, now, app.log, config.pruneInterval * 1000);
-  const clients = new ClientStore({
-    db,
-    now,
-    fileClients: config.clients,
-    rules: { production: config.env === 'production', signingAlg: config.signingAlg },
-    realm: config.issuer,
-  });
+  const flows = new FlowStore(db, config, now);
   const ctx: AppContext = {
     config,
     storage: deps.storage,
@@ -134,7 +140,11 @@ export function buildApp(config: Config & { secretKey: Buffer }, deps: AppDeps):
       onRefresh: (outcome) => metrics.refreshOutcome(outcome),
     }),
     providers: createProviderRegistry(config.providers, { fetch: fetchImpl, now, timeoutMs: config.upstreamTimeoutMs }),
-    flows: new FlowStore(db, config, now),
+    flows,
+    // an authorization request waits for its upstream login as long as a login flow may take
+    pending: new PendingRequests(db, (kind, value) => flows.keyedHash(kind, value), config.loginFlowTtl),
+    codes: new AuthorizationCodes(db),
+    revokedTokens: new RevokedAccessTokens(db),
     identities: new IdentityService(db, now),
     metrics,
     pruner,
@@ -144,8 +154,9 @@ export function buildApp(config: Config & { secretKey: Buffer }, deps: AppDeps):
   // keys are loaded (and the first one made) when the app becomes ready, not at import or construction; so are
   // the rows of the CLIENTS_FILE clients written
   app.addHook('onReady', async () => {
-    await keys.start();
+    // clients first: the key manager keeps a key for each ID-token algorithm they ask for
     await clients.start();
+    await keys.start();
     pruner.start();
   });
   app.addHook('onClose', async () => {
@@ -174,6 +185,7 @@ export function buildApp(config: Config & { secretKey: Buffer }, deps: AppDeps):
   registerSecurityHeaders(app, config);
   // before the routes: the plugin attaches each route's limit as the route is added
   registerRateLimits(app, config);
+  registerCors(app, config, () => clients.publicOrigins());
   void app.register(cookie);
   void app.register(healthRoutes);
   void app.register(metricsRoutes);
@@ -181,6 +193,7 @@ export function buildApp(config: Config & { secretKey: Buffer }, deps: AppDeps):
   void app.register(sessionRoutes);
   void app.register(loginRoutes);
   void app.register(adminRoutes);
+  void app.register(oauthRoutes);
   if (config.demoPage) void app.register(demoPageRoutes);
   return app;
 }

@@ -80,7 +80,7 @@ export interface Config {
   shutdownDelay: number;
   adminToken: string | undefined;
   /** requests per minute per client IP and route; 0 turns a limit off */
-  rateLimits: { login: number; refresh: number; admin: number; session: number; discovery: number; operations: number };
+  rateLimits: { login: number; refresh: number; admin: number; session: number; discovery: number; operations: number; token: number };
   /** shared rate-limit store; in-process counting when unset */
   redisUrl: string | undefined;
   /** prefix of every Redis key, so several deployments can share one Redis */
@@ -423,6 +423,7 @@ function parseRateLimits(s: Settings) {
     session: s.int('RATE_LIMIT_SESSION', 300, 0, 1_000_000),
     discovery: s.int('RATE_LIMIT_DISCOVERY', 1200, 0, 1_000_000),
     operations: s.int('RATE_LIMIT_OPERATIONS', 1200, 0, 1_000_000),
+    token: s.int('RATE_LIMIT_TOKEN', 1200, 0, 1_000_000),
   };
   const redisUrl = s.str('REDIS_URL');
   if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) s.problem('REDIS_URL must be a redis:// or rediss:// URL');

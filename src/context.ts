@@ -7,6 +7,7 @@ import type { FlowStore } from './login/flows.js';
 import type { Pruner } from './maintenance/prune.js';
 import type { Metrics } from './metrics.js';
 import type { ClientStore } from './oauth/clients.js';
+import type { AuthorizationCodes, PendingRequests, RevokedAccessTokens } from './oauth/stores.js';
 import type { ProviderRegistry } from './providers/registry.js';
 import type { Storage } from './storage/db.js';
 import type { KeyManager } from './tokens/keys.js';
@@ -42,6 +43,12 @@ export interface AppContext {
   pruner: Pruner;
   /** the registered OAuth clients (admin API and CLIENTS_FILE) */
   clients: ClientStore;
+  /** OpenID Provider: authorization requests waiting for an upstream login */
+  pending: PendingRequests;
+  /** OpenID Provider: authorization codes */
+  codes: AuthorizationCodes;
+  /** OpenID Provider: access tokens revoked before they expire */
+  revokedTokens: RevokedAccessTokens;
 }
 
 /** The Fastify instance every route module receives, with the TypeBox type provider and the context. */

@@ -23,7 +23,7 @@ t.test('defaults follow the design table', async (t) => {
   t.equal(c.databaseUrl, undefined);
   t.equal(c.redisUrl, undefined);
   t.equal(c.adminToken, undefined);
-  t.same(c.rateLimits, { login: 30, refresh: 120, admin: 300, session: 300, discovery: 1200, operations: 1200 });
+  t.same(c.rateLimits, { login: 30, refresh: 120, admin: 300, session: 300, discovery: 1200, operations: 1200, token: 1200 });
   t.equal(c.redisKeyPrefix, 'auth-gateway:');
   t.equal(c.secureCookies, false);
   t.same(c.providers, []);
@@ -88,7 +88,11 @@ t.test('rate limits, the Redis key prefix and the admin token', async (t) => {
     REDIS_KEY_PREFIX: 'gw-prod:',
     ADMIN_TOKEN: 'a'.repeat(40),
   });
-  t.same(c.rateLimits, { login: 5, refresh: 0, admin: 1000, session: 300, discovery: 1200, operations: 1200 }, '0 turns a limit off');
+  t.same(
+    c.rateLimits,
+    { login: 5, refresh: 0, admin: 1000, session: 300, discovery: 1200, operations: 1200, token: 1200 },
+    '0 turns a limit off',
+  );
   t.equal(c.redisUrl, 'redis://127.0.0.1:6379/2');
   t.equal(c.redisKeyPrefix, 'gw-prod:');
   t.equal(c.adminToken, 'a'.repeat(40));

@@ -35,6 +35,9 @@ export function adminAuthenticator(ctx: AppContext): (request: FastifyRequest) =
         throw invalidToken(err.reason === 'expired' ? 'The access token has expired.' : 'The token is invalid.');
       throw err;
     }
+    // only the gateway's own session tokens: a token the OpenID Provider issued to a client is that client's
+    // (RFC 9068 section 2.2 client_id), and an app holding an admin's token must not become an admin itself
+    if (claims.client_id !== ctx.config.issuer) throw invalidToken('This access token was issued to a client, not to the gateway.');
     const row = await liveSession(ctx.storage.db, claims.sid, claims.sub, ctx.now()).select('u.roles').executeTakeFirst();
     if (!row) {
       throw invalidToken('The session of this access token has ended.');

@@ -40,6 +40,10 @@ export const AdminIdentity = Type.Object({
 
 export const AdminSession = Type.Object({
   id: Type.String(),
+  /** an OpenID Provider client's grant: the client, and the browser session it came from */
+  client_id: Nullable(Type.String()),
+  parent_id: Nullable(Type.String()),
+  scope: Nullable(Type.String()),
   provider: Nullable(Type.String()),
   user_agent: Nullable(Type.String()),
   ip: Nullable(Type.String()),

@@ -8,7 +8,19 @@ import { afterCursor, cursorTime, decodeCursor, encodeCursor } from './cursor.js
 import { iso } from './schemas.js';
 
 const USER_COLUMNS = ['id', 'email', 'email_verified', 'name', 'picture', 'roles', 'status', 'created_at', 'updated_at'] as const;
-const SESSION_COLUMNS = ['id', 'provider', 'user_agent', 'ip', 'created_at', 'last_used_at', 'idle_expires_at', 'expires_at'] as const;
+const SESSION_COLUMNS = [
+  'id',
+  'client_id',
+  'parent_id',
+  'scope',
+  'provider',
+  'user_agent',
+  'ip',
+  'created_at',
+  'last_used_at',
+  'idle_expires_at',
+  'expires_at',
+] as const;
 const IDENTITY_COLUMNS = ['id', 'provider', 'subject', 'email', 'email_verified', 'name', 'created_at', 'last_login_at'] as const;
 
 export type UserRow = Pick<User, (typeof USER_COLUMNS)[number]>;

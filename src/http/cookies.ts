@@ -30,3 +30,26 @@ export function clearSessionCookie(reply: FastifyReply, config: Pick<Config, 'se
     path: '/',
   });
 }
+
+/**
+ * The flow cookie: a random browser secret that binds login flows and pending authorization requests to the
+ * browser that started them (RFC 6749 section 10.12). Lax: it must come along on the provider's redirect back.
+ */
+export function flowCookieName(config: Pick<Config, 'secureCookies'>): string {
+  return config.secureCookies ? '__Host-gw_flow' : 'gw_flow';
+}
+
+export function readFlowCookie(request: FastifyRequest, config: Pick<Config, 'secureCookies'>): string | undefined {
+  const v = request.cookies[flowCookieName(config)];
+  return v ? v : undefined;
+}
+
+export function setFlowCookie(reply: FastifyReply, config: Pick<Config, 'secureCookies' | 'loginFlowTtl'>, secret: string): void {
+  void reply.setCookie(flowCookieName(config), secret, {
+    httpOnly: true,
+    sameSite: 'lax',
+    secure: config.secureCookies,
+    path: '/',
+    maxAge: config.loginFlowTtl,
+  });
+}

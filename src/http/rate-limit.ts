@@ -31,6 +31,7 @@ const DEFAULT_GROUPS: Record<string, Group> = {
   // cheap, cacheable documents: generous
   '/.well-known/jwks.json': 'discovery',
   '/.well-known/openid-configuration': 'discovery',
+  '/.well-known/oauth-authorization-server': 'discovery',
   '/auth/providers': 'discovery',
   '/': 'discovery',
   '/demo.js': 'discovery',

@@ -53,7 +53,7 @@ export class FlowStore {
   }
 
   /** keyed hash: a database reader can neither forge the cookie nor use a stolen state */
-  #hash(kind: string, value: string): string {
+  keyedHash(kind: string, value: string): string {
     return createHmac('sha256', this.#bindingKey).update(`${kind}:${value}`).digest('base64url');
   }
 
@@ -64,9 +64,9 @@ export class FlowStore {
     await this.db
       .insertInto('login_flows')
       .values({
-        state_hash: this.#hash('state', state),
+        state_hash: this.keyedHash('state', state),
         provider: flow.provider,
-        browser_binding: this.#hash('browser', browserSecret),
+        browser_binding: this.keyedHash('browser', browserSecret),
         nonce: nonce ?? null,
         code_verifier: codeVerifier,
         return_to: flow.returnTo,
@@ -104,8 +104,8 @@ export class FlowStore {
   async consume(provider: string, state: string | undefined, browserSecret: string | undefined): Promise<Flow | FlowRefusal> {
     if (!state || state.length > 512) return 'missing_state';
     const now = this.now();
-    const stateHash = this.#hash('state', state);
-    const binding = browserSecret ? this.#hash('browser', browserSecret) : '';
+    const stateHash = this.keyedHash('state', state);
+    const binding = browserSecret ? this.keyedHash('browser', browserSecret) : '';
     const row = await this.db
       .deleteFrom('login_flows')
       .where('state_hash', '=', stateHash)

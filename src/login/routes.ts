@@ -6,7 +6,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { App, AppContext } from '../context.js';
 import { recordAudit } from '../audit.js';
 import { AppError, invalidRequest, notFound } from '../errors.js';
-import { readSessionCookie, setSessionCookie } from '../http/cookies.js';
+import { readFlowCookie, readSessionCookie, setFlowCookie, setSessionCookie } from '../http/cookies.js';
 import { perMinute } from '../http/rate-limit.js';
 import { resolveReturnTo, withQuery } from '../http/return-to.js';
 import { LinkRefused, type Purpose } from '../identity/linking.js';
@@ -39,7 +39,6 @@ const FLOW_REFUSALS: Record<FlowRefusal, string> = {
 
 export async function loginRoutes(app: App): Promise<void> {
   const { config } = app.ctx;
-  const flowCookie = config.secureCookies ? '__Host-gw_flow' : 'gw_flow';
 
   const provider = (id: string): UpstreamProvider => {
     const p = app.ctx.providers.get(id);
@@ -60,16 +59,9 @@ export async function loginRoutes(app: App): Promise<void> {
   const redirectToProvider = async (request: FastifyRequest, reply: FastifyReply, p: UpstreamProvider, flow: Omit<NewFlow, 'provider'>) => {
     const { flows } = app.ctx;
     // one flow cookie per browser; several logins in several tabs share it
-    const browserSecret = request.cookies[flowCookie] || flows.newBrowserSecret();
+    const browserSecret = readFlowCookie(request, config) ?? flows.newBrowserSecret();
     const stored = await flows.create({ ...flow, provider: p.id }, browserSecret);
-    void reply.setCookie(flowCookie, browserSecret, {
-      httpOnly: true,
-      // Lax: sent on the provider's top-level redirect back to the callback
-      sameSite: 'lax',
-      secure: config.secureCookies,
-      path: '/',
-      maxAge: config.loginFlowTtl,
-    });
+    setFlowCookie(reply, config, browserSecret);
     void reply.header('cache-control', 'no-store');
     let url: URL;
     try {
@@ -150,7 +142,7 @@ export async function loginRoutes(app: App): Promise<void> {
       void reply.header('cache-control', 'no-store');
       // RFC 6749 section 10.12: the state must be ours, unused, unexpired and from this browser. It is consumed
       // before the code is presented to the provider, so one authorization response completes one login at most.
-      const flow = await app.ctx.flows.consume(p.id, request.query.state as string | undefined, request.cookies[flowCookie]);
+      const flow = await app.ctx.flows.consume(p.id, request.query.state as string | undefined, readFlowCookie(request, config));
       if (typeof flow === 'string') {
         await auditFailure(app.ctx, request, { provider: p.id, reason: flow });
         throw invalidRequest(FLOW_REFUSALS[flow]);

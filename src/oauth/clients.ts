@@ -63,6 +63,8 @@ export const CACHE_TTL_MS = 5000;
 const CACHE_MAX = 10_000;
 /** longer than any client_id the gateway issues or accepts in CLIENTS_FILE: not looked up */
 const MAX_CLIENT_ID = 256;
+// eslint-disable-next-line no-control-regex -- control characters are exactly what this refuses
+const CONTROL = /[\u0000-\u001f\u007f]/;
 
 /** Who makes a change, for the audit log. */
 export interface Actor {
@@ -249,7 +251,8 @@ export class ClientStore {
 
   /** The client with this id: a CLIENTS_FILE client, or one registered through the admin API. */
   async find(id: string): Promise<Client | undefined> {
-    if (typeof id !== 'string' || id === '' || id.length > MAX_CLIENT_ID) return undefined;
+    // no client_id holds a control character, and U+0000 cannot even be sent to Postgres (a 500, not a miss)
+    if (typeof id !== 'string' || id === '' || id.length > MAX_CLIENT_ID || CONTROL.test(id)) return undefined;
     const file = this.#file.get(id);
     if (file) return file;
     const now = this.#now().getTime();
@@ -271,6 +274,61 @@ export class ClientStore {
   invalidate(id: string): void {
     this.#version++;
     this.#cache.delete(id);
+    this.#summary = undefined;
+  }
+
+  #summary: { at: number; value: Promise<{ publicOrigins: Set<string>; idTokenAlgs: SigningAlg[] }> } | undefined;
+
+  /** What the endpoints ask of every client at once, read at most once per cache period. */
+  #summarize(): Promise<{ publicOrigins: Set<string>; idTokenAlgs: SigningAlg[] }> {
+    const now = this.#now().getTime();
+    if (this.#summary && now - this.#summary.at < this.#ttl) return this.#summary.value;
+    const value = (async () => {
+      const rows = await this.#db
+        .selectFrom('clients')
+        .select(['redirect_uris', 'token_endpoint_auth_method', 'grant_types', 'id_token_signed_response_alg'])
+        .where('source', '=', 'api')
+        .execute();
+      const clients = [
+        ...rows.map((r) => ({
+          redirectUris: r.redirect_uris,
+          tokenEndpointAuthMethod: r.token_endpoint_auth_method,
+          grantTypes: r.grant_types,
+          idTokenSignedResponseAlg: r.id_token_signed_response_alg as SigningAlg,
+        })),
+        ...this.#file.values(),
+      ];
+      const publicOrigins = new Set<string>();
+      for (const c of clients) {
+        if (c.tokenEndpointAuthMethod !== 'none') continue;
+        for (const uri of c.redirectUris) {
+          const u = URL.parse(uri);
+          if (u && (u.protocol === 'https:' || u.protocol === 'http:')) publicOrigins.add(u.origin);
+        }
+      }
+      const idTokenAlgs = [
+        ...new Set(clients.filter((c) => c.grantTypes.includes('authorization_code')).map((c) => c.idTokenSignedResponseAlg)),
+      ];
+      return { publicOrigins, idTokenAlgs };
+    })();
+    this.#summary = { at: now, value };
+    value.catch(() => {
+      if (this.#summary?.value === value) this.#summary = undefined;
+    });
+    return value;
+  }
+
+  /**
+   * The origins of public clients' redirect URIs: the browser apps the token, revocation and UserInfo endpoints
+   * answer CORS for (they hold no secret: their tokens and PKCE are what they prove themselves with).
+   */
+  async publicOrigins(): Promise<Set<string>> {
+    return (await this.#summarize()).publicOrigins;
+  }
+
+  /** The algorithms registered clients have their ID tokens signed with (the key manager keeps a key for each). */
+  async idTokenAlgs(): Promise<SigningAlg[]> {
+    return (await this.#summarize()).idTokenAlgs;
   }
 
   /**

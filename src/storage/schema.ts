@@ -68,8 +68,14 @@ export interface SessionsTable {
   rotated_at: NullableTimestamp;
   /** when the user last authenticated upstream for this session */
   auth_time: Timestamp;
-  /** the OAuth client this session is a grant of; null: the gateway's own browser session */
+  /** OP grants: the client this session is a grant of (null: the gateway's own browser session) */
   client_id: ColumnType<string | null, string | null | undefined, string | null>;
+  /** OP grants: the browser session the grant came from; it ends with it */
+  parent_id: ColumnType<string | null, string | null | undefined, string | null>;
+  /** OP grants: the granted scope */
+  scope: ColumnType<string | null, string | null | undefined, string | null>;
+  /** OP grants: the aud of its access tokens */
+  audience: ColumnType<string[] | null, string[] | null | undefined, string[] | null>;
 }
 
 export interface ClientsTable {
@@ -122,6 +128,38 @@ export interface AuditEventsTable {
   details: Json;
 }
 
+export interface AuthorizationRequestsTable {
+  id_hash: string;
+  browser_binding: string;
+  client_id: string;
+  params: Json;
+  login_after: NullableTimestamp;
+  created_at: Timestamp;
+  expires_at: ColumnType<Date, Date | string, Date | string>;
+}
+
+export interface AuthorizationCodesTable {
+  code_hash: string;
+  client_id: string;
+  session_id: string;
+  user_id: string;
+  redirect_uri: string;
+  code_challenge: string | null;
+  nonce: string | null;
+  scope: string;
+  audience: string[];
+  auth_time: ColumnType<Date, Date | string, Date | string>;
+  created_at: ColumnType<Date, Date | string, Date | string>;
+  expires_at: ColumnType<Date, Date | string, Date | string>;
+  used_at: NullableTimestamp;
+  grant_id: string | null;
+}
+
+export interface RevokedAccessTokensTable {
+  jti: string;
+  expires_at: ColumnType<Date, Date | string, Date | string>;
+}
+
 export interface Database {
   users: UsersTable;
   identities: IdentitiesTable;
@@ -129,6 +167,9 @@ export interface Database {
   sessions: SessionsTable;
   signing_keys: SigningKeysTable;
   audit_events: AuditEventsTable;
+  authorization_requests: AuthorizationRequestsTable;
+  authorization_codes: AuthorizationCodesTable;
+  revoked_access_tokens: RevokedAccessTokensTable;
   clients: ClientsTable;
 }
 

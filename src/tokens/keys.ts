@@ -106,7 +106,10 @@ export class KeyManager {
   tick(): Promise<void> {
     this.#ticking ??= (async () => {
       try {
-        const events = await this.store.withRotationLock((tx) => this.#applyDue(tx));
+        // read before the lock: the clients' query must not wait for a connection the rotation's transaction
+        // holds (PGlite has exactly one)
+        const wanted = await this.#wantedAlgs();
+        const events = await this.store.withRotationLock((tx) => this.#applyDue(tx, wanted));
         await this.#notify(events);
         await this.reload();
       } finally {
@@ -151,7 +154,7 @@ export class KeyManager {
     return result;
   }
 
-  async #applyDue(tx: KeyStoreTx): Promise<RotationEvent[]> {
+  async #applyDue(tx: KeyStoreTx, wanted: SigningAlg[]): Promise<RotationEvent[]> {
     const now = this.opts.now();
     const events: RotationEvent[] = [];
     const keys = await tx.list();
@@ -171,7 +174,6 @@ export class KeyManager {
       }
     }
     const live = keys.filter((k) => !events.some((e) => e.kid === k.kid));
-    const wanted = await this.#wantedAlgs();
     this.#wanted = wanted;
     await this.#keepAccessKey(tx, live, now, events);
     for (const alg of wanted) if (alg !== this.opts.alg) await this.#keepIdTokenKey(tx, alg, live, now, events);

@@ -1,7 +1,5 @@
 // Session endpoints for frontends: refresh, logout, userinfo. CORS for ALLOWED_ORIGINS with credentials.
-import cors from '@fastify/cors';
 import { Type } from '@sinclair/typebox';
-import { jsonArrayFrom } from 'kysely/helpers/postgres';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { App } from '../context.js';
 import { AppError, invalidGrant, invalidToken, missingToken } from '../errors.js';
@@ -10,8 +8,7 @@ import { clearSessionCookie, readSessionCookie, setSessionCookie } from '../http
 import { perMinute } from '../http/rate-limit.js';
 import { resolveReturnTo } from '../http/return-to.js';
 import { ErrorBody } from '../schemas.js';
-import { preparedQuery } from '../storage/prepared.js';
-import { liveSession } from './sessions.js';
+import { userinfoStatement } from './userinfo.js';
 import { TokenRejected } from './tokens.js';
 
 const RefreshBody = Type.Union([
@@ -40,43 +37,9 @@ const UserInfo = Type.Object({
   ),
 });
 
-interface UserInfoRow {
-  id: string;
-  email: string | null;
-  email_verified: boolean;
-  name: string | null;
-  picture: string | null;
-  roles: string[];
-  identities: { provider: string; subject: string; email: string | null }[];
-}
-
 export async function sessionRoutes(app: App): Promise<void> {
   const { config } = app.ctx;
-  const userinfoQuery = preparedQuery<'sid' | 'sub' | 'now', UserInfoRow>('gw_userinfo', (slot) =>
-    liveSession(app.ctx.storage.db, slot('sid'), slot('sub'), slot('now')).select((eb) => [
-      'u.id',
-      'u.email',
-      'u.email_verified',
-      'u.name',
-      'u.picture',
-      'u.roles',
-      jsonArrayFrom(
-        eb
-          .selectFrom('identities as i')
-          .select(['i.provider', 'i.subject', 'i.email'])
-          .whereRef('i.user_id', '=', 'u.id')
-          .orderBy('i.created_at'),
-      ).as('identities'),
-    ]),
-  );
-  // CORS (with cookies) only for the exact ALLOWED_ORIGINS, only on these routes
-  await app.register(cors, {
-    origin: config.allowedOrigins,
-    credentials: true,
-    methods: ['GET', 'POST'],
-    allowedHeaders: ['Authorization', 'Content-Type'],
-    maxAge: 600,
-  });
+  const userinfoQuery = userinfoStatement(app.ctx.storage.db);
 
   const ownOrigin = new URL(config.publicUrl).origin;
   const allowedOrigin = (origin: string) => origin === ownOrigin || config.allowedOrigins.includes(origin);
@@ -221,7 +184,7 @@ export async function sessionRoutes(app: App): Promise<void> {
       throw err;
     }
     // one prepared statement: the session, its user and the user's identities
-    const [row] = await userinfoQuery.run(storage, { sid: claims.sid, sub: claims.sub, now: now() });
+    const [row] = await userinfoQuery.run(storage, { sid: claims.sid, sub: claims.sub, jti: claims.jti, now: now() });
     if (!row) {
       throw invalidToken('The session of this access token has ended.');
     }

@@ -33,6 +33,8 @@ export interface IssuedTokens {
   refreshToken: string;
   /** seconds until the refresh token (and so the session cookie) expires */
   refreshExpiresIn: number;
+  /** an OP client's grant: what its access token carries */
+  grant?: GrantClaims;
 }
 
 /** What a token needs of its user. */
@@ -101,6 +103,20 @@ export function newSessionRow(s: NewSession, now: Date): Record<(typeof NEW_SESS
   };
 }
 
+/** What an OP client's grant puts in its access tokens. */
+export interface GrantClaims {
+  clientId: string;
+  scope: string;
+  /** the aud of its access tokens; empty: ACCESS_TOKEN_AUDIENCE */
+  audience: string[];
+}
+
+/** What one refresh of an OP grant's tokens asks for instead of the whole grant (never more than it). */
+export interface GrantNarrowing {
+  scope?: string;
+  audience?: string[];
+}
+
 export type RefreshOutcome = 'ok' | 'grace' | 'reuse' | 'expired' | 'revoked' | 'invalid' | 'disabled';
 
 interface RotatedRow {
@@ -108,6 +124,9 @@ interface RotatedRow {
   auth_time: Date;
   refresh_gen: number;
   idle_expires_at: Date;
+  client_id: string | null;
+  scope: string | null;
+  audience: string[] | null;
   email: string | null;
   email_verified: boolean;
   name: string | null;
@@ -146,7 +165,7 @@ export interface CurrentSession {
  * generation is the presented one, moves it to the next generation and extends its idle expiry.
  */
 const rotation = (db: Kysely<Database>) =>
-  preparedQuery<'sid' | 'gen' | 'now' | 'idle', RotatedRow>('gw_rotate_refresh', (slot) =>
+  preparedQuery<'sid' | 'gen' | 'now' | 'idle' | 'client', RotatedRow>('gw_rotate_refresh', (slot) =>
     db
       .updateTable('sessions as s')
       .from('users as u')
@@ -159,11 +178,25 @@ const rotation = (db: Kysely<Database>) =>
       .whereRef('u.id', '=', 's.user_id')
       .where('s.id', '=', slot('sid'))
       .where('s.refresh_gen', '=', slot('gen'))
+      // a family is used only by whom it was issued to: '' is the gateway's own browser session
+      .where(sql<string>`coalesce(s.client_id, '')`, '=', slot('client'))
       .where('s.revoked_at', 'is', null)
       .where('s.expires_at', '>', slot('now'))
       .where('s.idle_expires_at', '>', slot('now'))
       .where('u.status', '=', 'active')
-      .returning(['s.user_id', 's.auth_time', 's.refresh_gen', 's.idle_expires_at', 'u.email', 'u.email_verified', 'u.name', 'u.roles']),
+      .returning([
+        's.user_id',
+        's.auth_time',
+        's.refresh_gen',
+        's.idle_expires_at',
+        's.client_id',
+        's.scope',
+        's.audience',
+        'u.email',
+        'u.email_verified',
+        'u.name',
+        'u.roles',
+      ]),
   );
 
 export class SessionService {
@@ -214,6 +247,75 @@ export class SessionService {
     return this.issue({ user, sessionId, authTime: now, generation: 0, idleExpiresAt, now });
   }
 
+  /**
+   * Opens an OP client's grant from a browser session (an authorization code's redemption), in one statement:
+   * only while that session is live and its user active. The grant is a refresh family of its own, bound to the
+   * client, and ends with the browser session. Returns undefined when the session or user is gone.
+   */
+  async openGrant(
+    g: {
+      parentSessionId: string;
+      userId: string;
+      clientId: string;
+      scope: string;
+      audience: string[];
+      authTime: Date;
+      meta: ClientMeta;
+      /** the authorization code redeemed: it remembers the grant, so a second redemption can revoke it */
+      codeHash: string;
+    },
+    now: Date,
+  ): Promise<{ grantId: string; idleExpiresAt: Date; user: TokenUser & { picture: string | null } } | undefined> {
+    const grantId = randomUUID();
+    const { expiresAt, idleExpiresAt } = this.lifetimes(now);
+    const user = await this.#db
+      .with('g', (q) =>
+        q
+          .insertInto('sessions')
+          .columns([...NEW_SESSION_COLUMNS, 'client_id', 'parent_id', 'scope', 'audience'])
+          .expression((eb) =>
+            eb
+              .selectFrom('sessions as p')
+              .innerJoin('users as u', 'u.id', 'p.user_id')
+              .select((e) => [
+                e.val(grantId).as('id'),
+                'p.user_id',
+                'p.provider',
+                e.val(g.meta.userAgent?.slice(0, 512) ?? null).as('user_agent'),
+                e.val(g.meta.ip ?? null).as('ip'),
+                e.val(now).as('created_at'),
+                e.val(g.authTime).as('auth_time'),
+                e.val(now).as('last_used_at'),
+                e.val(idleExpiresAt).as('idle_expires_at'),
+                e.val(expiresAt).as('expires_at'),
+                e.val(g.clientId).as('client_id'),
+                'p.id as parent_id',
+                e.val(g.scope).as('scope'),
+                sql<string[]>`${g.audience}::text[]`.as('audience'),
+              ])
+              .where('p.id', '=', g.parentSessionId)
+              .where('p.user_id', '=', g.userId)
+              .where('p.revoked_at', 'is', null)
+              .where('p.expires_at', '>', now)
+              .where('p.idle_expires_at', '>', now)
+              .where('u.status', '=', 'active'),
+          )
+          .returning(['id', 'user_id']),
+      )
+      .with('c', (q) =>
+        q
+          .updateTable('authorization_codes')
+          .set((eb) => ({ grant_id: eb.selectFrom('g').select('g.id') }))
+          .where('code_hash', '=', g.codeHash)
+          .where((w) => w.exists(w.selectFrom('g').select('g.id'))),
+      )
+      .selectFrom('g')
+      .innerJoin('users as u', 'u.id', 'g.user_id')
+      .select(['u.id', 'u.email', 'u.email_verified', 'u.name', 'u.roles', 'u.picture'])
+      .executeTakeFirst();
+    return user ? { grantId, idleExpiresAt, user } : undefined;
+  }
+
   /** The absolute and the first idle expiry of a session opened now. */
   lifetimes(now: Date): { expiresAt: Date; idleExpiresAt: Date } {
     const expiresAt = new Date(now.getTime() + this.deps.config.sessionMaxAge * 1000);
@@ -222,25 +324,48 @@ export class SessionService {
     return { expiresAt, idleExpiresAt };
   }
 
-  /** Rotates a refresh token: the hot path is one prepared statement; refusals are explained (and reuse revokes). */
-  async refresh(token: string, meta: ClientMeta): Promise<IssuedTokens> {
+  /**
+   * Rotates a refresh token: the hot path is one prepared statement; refusals are explained (and reuse revokes).
+   * `clientId`: the OP client presenting it (a grant's token is refused to anyone else), or null for the
+   * gateway's own browser sessions.
+   */
+  async refresh(
+    token: string,
+    meta: ClientMeta,
+    clientId: string | null = null,
+    /** an OP grant's refresh asking for less (RFC 6749 section 6, RFC 8707 section 2.2), checked by the caller */
+    narrow?: GrantNarrowing,
+  ): Promise<IssuedTokens> {
     const claims = this.deps.codec.parse(token);
     if (!claims) return this.#refuse('invalid');
     const now = this.deps.now();
     const idleExpiry = new Date(now.getTime() + this.deps.config.refreshTokenTtl * 1000);
-    const [row] = await this.#rotate.run(this.deps.storage, { sid: claims.sessionId, gen: claims.generation, now, idle: idleExpiry });
+    const [row] = await this.#rotate.run(this.deps.storage, {
+      sid: claims.sessionId,
+      gen: claims.generation,
+      now,
+      idle: idleExpiry,
+      client: clientId ?? '',
+    });
     if (row) {
       this.deps.onRefresh?.('ok');
-      return this.#issueCurrent(claims.sessionId, row, now);
+      return this.#issueCurrent(claims.sessionId, row, now, narrow);
     }
-    return this.#explainRefusal(claims, now, meta);
+    return this.#explainRefusal(claims, now, meta, clientId, narrow);
   }
 
   /** The slow path: why was nothing rotated? A grace answer, or a refusal (reuse revokes the session). */
-  async #explainRefusal(claims: RefreshTokenClaims, now: Date, meta: ClientMeta): Promise<IssuedTokens> {
+  async #explainRefusal(
+    claims: RefreshTokenClaims,
+    now: Date,
+    meta: ClientMeta,
+    clientId: string | null,
+    narrow: GrantNarrowing | undefined,
+  ): Promise<IssuedTokens> {
     const result = await this.#db.transaction().execute(async (trx) => {
       const row = await this.#lockSession(trx, claims.sessionId);
-      if (!row || claims.generation > row.refresh_gen) return { outcome: 'invalid' as const };
+      // another client's token (or a browser session's at the token endpoint) is not this caller's to use
+      if (!row || claims.generation > row.refresh_gen || row.client_id !== clientId) return { outcome: 'invalid' as const };
       if (row.revoked_at) return { outcome: 'revoked' as const };
       if (row.expires_at <= now || row.idle_expires_at <= now) return { outcome: 'expired' as const };
       if (row.status !== 'active') return { outcome: 'disabled' as const };
@@ -254,11 +379,11 @@ export class SessionService {
     });
     if (result.outcome !== 'grace') return this.#refuse(result.outcome);
     this.deps.onRefresh?.('grace');
-    return this.#issueCurrent(claims.sessionId, result.row, now);
+    return this.#issueCurrent(claims.sessionId, result.row, now, narrow);
   }
 
   /** The tokens of a session's current generation, from its row joined with its user. */
-  #issueCurrent(sessionId: string, row: RotatedRow, now: Date): IssuedTokens {
+  #issueCurrent(sessionId: string, row: RotatedRow, now: Date, narrow?: GrantNarrowing): IssuedTokens {
     return this.issue({
       user: { id: row.user_id, email: row.email, email_verified: row.email_verified, name: row.name, roles: row.roles },
       sessionId,
@@ -266,6 +391,15 @@ export class SessionService {
       generation: row.refresh_gen,
       idleExpiresAt: row.idle_expires_at,
       now,
+      ...(row.client_id
+        ? {
+            grant: {
+              clientId: row.client_id,
+              scope: narrow?.scope ?? row.scope ?? '',
+              audience: narrow?.audience ?? row.audience ?? [],
+            },
+          }
+        : {}),
     });
   }
 
@@ -291,6 +425,9 @@ export class SessionService {
         's.expires_at',
         's.idle_expires_at',
         's.auth_time',
+        's.client_id',
+        's.scope',
+        's.audience',
         'u.status',
         'u.email',
         'u.email_verified',
@@ -326,19 +463,21 @@ export class SessionService {
   /**
    * The live session whose CURRENT refresh token this is, for linking an identity to it. An older token of the
    * chain is reuse (the session is revoked, as on refresh); the just-rotated predecessor within the grace period
-   * is refused without revoking. Throws 401 login_required otherwise.
+   * is refused without revoking (or, with allowGrace, accepted: single sign-on only reads the session). Throws
+   * 401 login_required otherwise.
    */
-  async current(token: string | undefined, meta: ClientMeta): Promise<CurrentSession> {
+  async current(token: string | undefined, meta: ClientMeta, options: { allowGrace?: boolean } = {}): Promise<CurrentSession> {
     const claims = this.deps.codec.parse(token);
     const refused = (why: string) => new AppError('login_required', 401, why);
     if (!claims) throw refused('Linking an identity needs a signed-in session.');
     const now = this.deps.now();
     const result = await this.#db.transaction().execute(async (trx) => {
       const row = await this.#lockSession(trx, claims.sessionId);
-      if (!row || claims.generation > row.refresh_gen || row.revoked_at) return 'gone' as const;
+      if (!row || row.client_id !== null || claims.generation > row.refresh_gen || row.revoked_at) return 'gone' as const;
       if (row.expires_at <= now || row.idle_expires_at <= now || row.status !== 'active') return 'gone' as const;
       if (claims.generation === row.refresh_gen) return row;
-      if (this.#inGrace(claims, row, now)) return 'stale' as const;
+      // the just-rotated predecessor: the browser is refreshing in another tab at this very moment
+      if (this.#inGrace(claims, row, now)) return options.allowGrace ? row : ('stale' as const);
       await this.#revokeReused(trx, row, now, meta);
       return 'reuse' as const;
     });
@@ -387,19 +526,31 @@ export class SessionService {
     return n;
   }
 
-  /** Ends a session: its refresh tokens, every generation, stop working with it. */
+  /**
+   * Ends a session: its refresh tokens, every generation, stop working with it, and so do the OP grants that
+   * came from it (a browser session's logout ends every app's grant made from it).
+   */
   async #revokeIn(trx: Kysely<Database>, sessionId: string, reason: string, now: Date) {
-    return trx
+    const rows = await trx
       .updateTable('sessions')
       .set({ revoked_at: now, revoked_reason: reason })
-      .where('id', '=', sessionId)
+      .where((eb) => eb.or([eb('id', '=', sessionId), eb('parent_id', '=', sessionId)]))
       .where('revoked_at', 'is', null)
-      .returning('user_id')
-      .executeTakeFirst();
+      .returning(['id', 'user_id'])
+      .execute();
+    return rows.find((r) => r.id === sessionId);
   }
 
-  /** The access token and the refresh token of `generation` for a session. */
-  issue(p: { user: TokenUser; sessionId: string; authTime: Date; generation: number; idleExpiresAt: Date; now: Date }): IssuedTokens {
+  /** The access token and the refresh token of `generation` for a session (or an OP client's grant). */
+  issue(p: {
+    user: TokenUser;
+    sessionId: string;
+    authTime: Date;
+    generation: number;
+    idleExpiresAt: Date;
+    now: Date;
+    grant?: GrantClaims;
+  }): IssuedTokens {
     const access = this.deps.tokens.signAccess({
       userId: p.user.id,
       sessionId: p.sessionId,
@@ -408,6 +559,7 @@ export class SessionService {
       emailVerified: p.user.email_verified,
       name: p.user.name,
       roles: p.user.roles,
+      ...(p.grant ? { grant: p.grant } : {}),
     });
     return {
       sessionId: p.sessionId,
@@ -416,6 +568,7 @@ export class SessionService {
       expiresIn: access.expiresIn,
       refreshToken: this.deps.codec.mint(p.sessionId, p.generation),
       refreshExpiresIn: Math.floor((p.idleExpiresAt.getTime() - p.now.getTime()) / 1000),
+      ...(p.grant ? { grant: p.grant } : {}),
     };
   }
 }

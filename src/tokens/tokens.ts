@@ -12,6 +12,7 @@ export interface AccessClaims {
   exp: number;
   iat: number;
   jti: string;
+  /** the session (or OP grant) the token belongs to; absent on a client's own client_credentials token */
   sid: string;
   client_id: string;
   auth_time?: number;
@@ -31,6 +32,8 @@ export interface AccessSubject {
   emailVerified: boolean;
   name: string | null;
   roles: string[];
+  /** an OP client's grant: its client_id, scope and audience instead of the gateway's */
+  grant?: { clientId: string; scope: string; audience: string[] };
 }
 
 export const ACCESS_TYP = 'at+jwt';
@@ -53,11 +56,13 @@ export class TokenRejected extends Error {
  */
 function profileClaims(s: AccessSubject): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  if (s.email) {
+  // an OP client's token carries only what its scope grants (OIDC Core 5.4); the gateway's own tokens, all of it
+  const scope = s.grant ? s.grant.scope.split(' ') : undefined;
+  if (s.email && (!scope || scope.includes('email'))) {
     out.email = s.email;
     out.email_verified = s.emailVerified;
   }
-  if (s.name) out.name = s.name;
+  if (s.name && (!scope || scope.includes('profile'))) out.name = s.name;
   if (s.roles.length > 0) out.roles = s.roles;
   return out;
 }
@@ -78,15 +83,18 @@ export class TokenService {
     const key = this.keys.signingKey();
     const iat = Math.floor(this.now().getTime() / 1000);
     const jti = randomUUID();
+    const grant = s.grant;
     const claims = {
       iss: this.config.issuer,
       sub: s.userId,
-      aud: this.#audience,
+      aud: grant && grant.audience.length > 0 ? (grant.audience.length === 1 ? grant.audience[0] : grant.audience) : this.#audience,
       exp: iat + this.config.accessTokenTtl,
       iat,
       jti,
-      // RFC 9068 section 2.2: client_id; our frontends are not registered clients, the gateway is the client
-      client_id: this.config.issuer,
+      // RFC 9068 section 2.2: client_id, the client the token was issued to; for the gateway's own browser
+      // sessions (frontends are not registered clients) that is the gateway itself
+      client_id: grant?.clientId ?? this.config.issuer,
+      ...(grant?.scope ? { scope: grant.scope } : {}),
       sid: s.sessionId,
       auth_time: Math.floor(s.authTime.getTime() / 1000),
       ...profileClaims(s),
@@ -95,8 +103,32 @@ export class TokenService {
     return { token: signJws(key, ACCESS_TYP, claims), expiresIn: this.config.accessTokenTtl, jti };
   }
 
-  /** Strict access token verification: typ at+jwt, our keys and algorithms only, iss, aud, exp, nbf, iat. */
-  async verifyAccess(token: string): Promise<AccessClaims> {
+  /** A client's own token (client_credentials, RFC 6749 section 4.4): the client is the subject; no session. */
+  signClientAccess(c: { clientId: string; scope: string; audience: string[] }): { token: string; expiresIn: number; jti: string } {
+    const key = this.keys.signingKey();
+    const iat = Math.floor(this.now().getTime() / 1000);
+    const jti = randomUUID();
+    const claims = {
+      iss: this.config.issuer,
+      // RFC 9068 section 2.2: for a token issued to the client itself, sub is its client_id
+      sub: c.clientId,
+      aud: c.audience.length === 0 ? this.#audience : c.audience.length === 1 ? c.audience[0] : c.audience,
+      exp: iat + this.config.accessTokenTtl,
+      iat,
+      jti,
+      client_id: c.clientId,
+      ...(c.scope ? { scope: c.scope } : {}),
+    };
+    return { token: signJws(key, ACCESS_TYP, claims), expiresIn: this.config.accessTokenTtl, jti };
+  }
+
+  /**
+   * Strict access token verification: typ at+jwt, our keys and algorithms only, iss, aud, exp, nbf, iat. By
+   * default the token must be for the gateway's own audience (ACCESS_TOKEN_AUDIENCE: the admin API and
+   * /auth/userinfo are resource servers like any other) and belong to a session; the OpenID Provider's
+   * UserInfo and introspection accept any audience, and introspection a client's own tokens (no session) too.
+   */
+  async verifyAccess(token: string, o: { anyAudience?: boolean; sessionless?: boolean } = {}): Promise<AccessClaims> {
     if (typeof token !== 'string' || token.length > 8192) throw new TokenRejected('malformed');
     let payload: Record<string, unknown>;
     try {
@@ -114,8 +146,11 @@ export class TokenService {
     if (payload.iss !== this.config.issuer) throw new TokenRejected('claim_iss');
     const aud = payload.aud;
     const audiences = Array.isArray(aud) ? aud : [aud];
-    if (!audiences.some((a) => typeof a === 'string' && this.config.accessTokenAudience.includes(a))) throw new TokenRejected('claim_aud');
-    for (const claim of ['sub', 'sid', 'jti'] as const) {
+    if (!audiences.every((a) => typeof a === 'string') || audiences.length === 0) throw new TokenRejected('claim_aud');
+    if (!o.anyAudience && !audiences.some((a) => this.config.accessTokenAudience.includes(a as string)))
+      throw new TokenRejected('claim_aud');
+    if (typeof payload.client_id !== 'string') throw new TokenRejected('claim_client_id');
+    for (const claim of o.sessionless && payload.sid === undefined ? (['sub', 'jti'] as const) : (['sub', 'sid', 'jti'] as const)) {
       if (typeof payload[claim] !== 'string' || payload[claim] === '') throw new TokenRejected(`claim_${claim}`);
     }
     if (typeof payload.iat !== 'number') throw new TokenRejected('claim_iat');

@@ -34,6 +34,18 @@ const DEFAULTS: Record<string, number> = {
   'POST /auth/logout': 300,
   'GET /auth/logout': 300,
   'GET /auth/userinfo': 300,
+  'GET /.well-known/oauth-authorization-server': 1200,
+  'GET /oauth2/authorize': 30,
+  'POST /oauth2/authorize': 30,
+  'GET /oauth2/authorize/resume': 30,
+  'GET /oauth2/signin': 30,
+  'POST /oauth2/token': 1200,
+  'POST /oauth2/revoke': 1200,
+  'POST /oauth2/introspect': 1200,
+  'GET /oauth2/userinfo': 300,
+  'POST /oauth2/userinfo': 300,
+  'GET /oauth2/logout': 300,
+  'POST /oauth2/logout': 300,
 };
 
 t.test('every route in openapi.yaml has a limit by default', async (t) => {

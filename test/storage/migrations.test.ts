@@ -5,7 +5,18 @@ import { openStorage } from '../../src/storage/db.js';
 import { defaultMigrationsDir, migrate } from '../../src/storage/migrator.js';
 import { testDatabase } from '../helpers/db.js';
 
-const TABLES = ['audit_events', 'clients', 'identities', 'login_flows', 'sessions', 'signing_keys', 'users'];
+const TABLES = [
+  'audit_events',
+  'authorization_codes',
+  'authorization_requests',
+  'clients',
+  'identities',
+  'login_flows',
+  'revoked_access_tokens',
+  'sessions',
+  'signing_keys',
+  'users',
+];
 const ALL = readdirSync(defaultMigrationsDir())
   .filter((f) => f.endsWith('.sql'))
   .sort()

@@ -43,8 +43,10 @@ t.test('the first start makes one active key; the JWKS publishes only public par
   t.match(oidc, {
     issuer: 'http://localhost:3000',
     jwks_uri: 'http://localhost:3000/.well-known/jwks.json',
-    userinfo_endpoint: 'http://localhost:3000/auth/userinfo',
-    id_token_signing_alg_values_supported: ['ES256'],
+    userinfo_endpoint: 'http://localhost:3000/oauth2/userinfo',
+    // OIDC Core's default, and SIGNING_ALG
+    id_token_signing_alg_values_supported: ['RS256', 'ES256'],
+    access_token_signing_alg_values_supported: ['ES256'],
   });
 });
 
