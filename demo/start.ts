@@ -6,14 +6,19 @@
 // in through the demo; Demo ID listens on 127.0.0.1 only, and the gateway never links its logins by email.
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
 import { loadConfig, nodeEnvOf, parseConfig, providerEnvPrefix, providerIdsOf } from '../src/config.js';
 import { listenError, runGateway } from '../src/gateway.js';
 import type { Storage } from '../src/storage/db.js';
 import { exitOnStartupFailure, StartupError } from '../src/startup.js';
+import { type DemoApp, startDemoApp } from './app.js';
 import { createUpstream, type Interaction } from './upstream.js';
 
 const PROVIDER_ID = 'demo';
+/** the Demo App's registration; its secret arrives in NPM_START_DEMO_APP_SECRET */
+const CLIENTS_FILE = fileURLToPath(new URL('clients.yaml', import.meta.url));
+const DEMO_APP_CLIENT_ID = 'demo-app';
 const DEMO_PREFIX = providerEnvPrefix(PROVIDER_ID);
 const INSTEAD =
   'Demo ID signs anyone in with any name and email, so npm start only runs where no real account can be reached.\n' +
@@ -114,7 +119,7 @@ async function main(): Promise<void> {
   const env: NodeJS.ProcessEnv = {};
   const dropped: string[] = [];
   for (const [name, value] of Object.entries(process.env)) {
-    if (name.startsWith(DEMO_PREFIX)) dropped.push(name);
+    if (name.startsWith(DEMO_PREFIX) || name === 'CLIENTS_FILE') dropped.push(name);
     else env[name] = value;
   }
   const refusal = settingsRefusal(env);
@@ -135,10 +140,12 @@ async function main(): Promise<void> {
   // the gateway's own parsing and messages for PORT, HOST, PUBLIC_URL, DEMO_PROVIDER_PORT and everything else
   // (first for the ports, which the demo provider's issuer needs); the demo listens on this machine only unless
   // HOST says otherwise
+  // the Demo App is the one registered client (demo/clients.yaml), with a secret made now
+  const demoAppSecret = randomBytes(32).toString('base64url');
   const base = { HOST: '127.0.0.1', DEMO_PAGE: 'true', ...env };
-  const { publicUrl, demoProviderPort } = parseConfig({ ...base, ...demoProvider('http://localhost') });
+  const { publicUrl, demoProviderPort, demoAppPort } = parseConfig({ ...base, ...demoProvider('http://localhost') });
   const issuer = `http://localhost:${demoProviderPort}`;
-  const loaded = await loadConfig({ ...base, ...demoProvider(issuer) });
+  const loaded = await loadConfig({ ...base, ...demoProvider(issuer), CLIENTS_FILE, NPM_START_DEMO_APP_SECRET: demoAppSecret });
 
   let server: Server | undefined;
   const startDemoProvider = async () => {
@@ -171,9 +178,22 @@ async function main(): Promise<void> {
     });
     server = s;
   };
+  let app: DemoApp | undefined;
+  const startApp = async () => {
+    app = await startDemoApp({
+      issuer: publicUrl,
+      clientId: DEMO_APP_CLIENT_ID,
+      clientSecret: demoAppSecret,
+      port: demoAppPort,
+      gatewayPage: `${publicUrl}/`,
+    }).catch((err: unknown) => {
+      throw listenError(err, `127.0.0.1:${demoAppPort} for the Demo App`, 'DEMO_APP_PORT, or PORT+2 by default');
+    });
+  };
   const stopDemoProvider = async () => {
     server?.closeAllConnections();
     await new Promise((resolve) => (server ? server.close(resolve) : resolve(undefined)));
+    await app?.close();
   };
 
   let gateway;
@@ -183,6 +203,7 @@ async function main(): Promise<void> {
       beforeListen: async (log) => {
         for (const name of dropped) log.warn(`${name} is ignored: npm start configures the demo provider itself`);
         await startDemoProvider();
+        await startApp();
       },
       onStop: stopDemoProvider,
     });
@@ -191,7 +212,10 @@ async function main(): Promise<void> {
     throw err;
   }
   await gateway.ready();
-  process.stderr.write(`Demo ID (the demo provider) is at ${issuer}; open ${publicUrl}/ to sign in\n`);
+  process.stderr.write(
+    `Demo ID (the demo provider) is at ${issuer}; open ${publicUrl}/ to sign in\n` +
+      `The Demo App, a downstream application signing in through the gateway as its OpenID Provider, is at ${app!.url}/\n`,
+  );
 }
 
 main().catch(exitOnStartupFailure);

@@ -76,6 +76,8 @@ export interface Config {
   demoPage: boolean;
   /** `npm start` only: the port of the demo OpenID provider (on 127.0.0.1) */
   demoProviderPort: number;
+  /** `npm start` only: the port of the Demo App, the demo's downstream application (on 127.0.0.1) */
+  demoAppPort: number;
   /** seconds between SIGTERM (readiness turns 503) and closing the listener, for load balancers to drain */
   shutdownDelay: number;
   adminToken: string | undefined;
@@ -400,6 +402,8 @@ function parseOperations(s: Settings, port: number) {
   const demoPage = s.bool('DEMO_PAGE', false);
   const demoProviderPort = s.int('DEMO_PROVIDER_PORT', port < 65535 ? port + 1 : port - 1, 1, 65535);
   if (demoProviderPort === port) s.problem('DEMO_PROVIDER_PORT must differ from PORT');
+  const demoAppPort = s.int('DEMO_APP_PORT', port < 65534 ? port + 2 : port - 2, 1, 65535);
+  if (demoAppPort === port || demoAppPort === demoProviderPort) s.problem('DEMO_APP_PORT must differ from PORT and DEMO_PROVIDER_PORT');
   const shutdownDelay = s.int('SHUTDOWN_DELAY', 0, 0, 120);
   if (metricsToken !== undefined && metricsToken.length < 16) s.problem('METRICS_TOKEN must be at least 16 characters');
 
@@ -411,7 +415,7 @@ function parseOperations(s: Settings, port: number) {
   }
   const logLevel = s.str('LOG_LEVEL') ?? 'info';
   if (!LOG_LEVELS.includes(logLevel)) s.problem(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
-  return { upstreamTimeoutMs, pruneInterval, metricsToken, demoPage, demoProviderPort, shutdownDelay, adminToken, logLevel };
+  return { upstreamTimeoutMs, pruneInterval, metricsToken, demoPage, demoProviderPort, demoAppPort, shutdownDelay, adminToken, logLevel };
 }
 
 /** RATE_LIMIT_* and the Redis that shares the counters. */
@@ -673,7 +677,14 @@ function parseClients(s: Settings, env: Env, files: ConfigFiles, rules: { produc
     s.problem(`CLIENTS_FILE (${clientsFile}) cannot be read: ${file.error}`);
     return { clientsFile, clients: [] };
   }
-  const parsed = parseClientsFile(file.text, clientsFile, env, rules);
+  // a variable the file names (client_secret: env:NAME) is read, so never warned about as unknown
+  const reading: Env = new Proxy(env, {
+    get: (target, name) => {
+      if (typeof name === 'string') s.read.add(name);
+      return target[name as string];
+    },
+  });
+  const parsed = parseClientsFile(file.text, clientsFile, reading, rules);
   for (const p of parsed.problems) s.problem(p);
   return { clientsFile, clients: parsed.clients };
 }

@@ -294,6 +294,17 @@ t.test('unknown and ignored variables are warned about, with the nearest known n
     [],
     'variables the gateway does not own, and the service links Kubernetes sets, are left alone',
   );
+  // a variable that CLIENTS_FILE names for a secret is read, whatever its prefix
+  const clientsFile =
+    'clients:\n  - client_id: worker\n    client_secret: env:ADMIN_WORKER_SECRET\n    grant_types: [client_credentials]\n';
+  t.same(
+    parseConfigWithWarnings(
+      { ...corp, SECRET_KEY: SECRET, CLIENTS_FILE: 'clients.yaml', ADMIN_WORKER_SECRET: 'w'.repeat(20) + 'Xy7-Qz9_Lm3Pk5Rt8Vb2' },
+      { clientsFile: { text: clientsFile } },
+    ).warnings,
+    [],
+    'a secret named by CLIENTS_FILE is no unknown setting',
+  );
   // a problem and the typo behind it are shown together
   const err = t.throws(() =>
     parseConfig({ ...corp, PROVIDER_CORP_CLIENT_ID: '', PROVIDER_CORP_CLIENTID: 'c', SECRET_KEY: SECRET }),

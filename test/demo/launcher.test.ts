@@ -36,7 +36,12 @@ for (const port of ['abc', '-5']) {
 t.test('a busy demo provider port: one line saying so, and no "open" line', async (t) => {
   const taken = await busyPort(t);
   const { code, output } = await exitOf(
-    startLauncher({ ...(await database(t)), PORT: String(await freePort()), DEMO_PROVIDER_PORT: String(taken) }),
+    startLauncher({
+      ...(await database(t)),
+      PORT: String(await freePort()),
+      DEMO_PROVIDER_PORT: String(taken),
+      DEMO_APP_PORT: String(await freePort()),
+    }),
   );
   t.equal(code, 1);
   t.match(output, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${taken} for Demo ID: the address is already in use \\(DEMO_PROVIDER_PORT`));
@@ -44,10 +49,31 @@ t.test('a busy demo provider port: one line saying so, and no "open" line', asyn
   t.notMatch(output, OPEN);
 });
 
+t.test('a busy Demo App port: one line saying so, and no "open" line', async (t) => {
+  const taken = await busyPort(t);
+  const { code, output } = await exitOf(
+    startLauncher({
+      ...(await database(t)),
+      PORT: String(await freePort()),
+      DEMO_PROVIDER_PORT: String(await freePort()),
+      DEMO_APP_PORT: String(taken),
+    }),
+  );
+  t.equal(code, 1);
+  t.match(output, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${taken} for the Demo App: the address is already in use \\(DEMO_APP_PORT`));
+  t.notMatch(output, STACK, 'no stack trace');
+  t.notMatch(output, OPEN);
+});
+
 t.test('a busy gateway port: one line saying so, and no "open" line', async (t) => {
   const taken = await busyPort(t);
   const { code, output } = await exitOf(
-    startLauncher({ ...(await database(t)), PORT: String(taken), DEMO_PROVIDER_PORT: String(await freePort()) }),
+    startLauncher({
+      ...(await database(t)),
+      PORT: String(taken),
+      DEMO_PROVIDER_PORT: String(await freePort()),
+      DEMO_APP_PORT: String(await freePort()),
+    }),
   );
   t.equal(code, 1);
   t.match(output, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${taken}: the address is already in use \\(PORT, HOST\\)`));
@@ -57,7 +83,13 @@ t.test('a busy gateway port: one line saying so, and no "open" line', async (t) 
 
 t.test('"open …" is printed once the gateway is ready', async (t) => {
   const port = await freePort();
-  const launcher = startLauncher({ ...(await database(t)), PORT: String(port), DEMO_PROVIDER_PORT: String(await freePort()) });
+  const appPort = await freePort();
+  const launcher = startLauncher({
+    ...(await database(t)),
+    PORT: String(port),
+    DEMO_PROVIDER_PORT: String(await freePort()),
+    DEMO_APP_PORT: String(appPort),
+  });
   t.teardown(() => launcher.child.kill('SIGKILL'));
   const [, url] = await waitForOutput(launcher, OPEN);
   t.equal(url, `http://localhost:${port}`);
@@ -69,8 +101,18 @@ t.test('"open …" is printed once the gateway is ready', async (t) => {
     providers.map((p) => p.id),
     ['demo'],
   );
+  // the Demo App is up too, and the gateway knows it as the client of demo/clients.yaml
+  const app = await fetch(`http://127.0.0.1:${appPort}/`);
+  t.equal(app.status, 200);
+  t.match(await app.text(), /Sign in with Auth Gateway/);
+  const authorize = await fetch(
+    `http://127.0.0.1:${port}/oauth2/authorize?client_id=demo-app&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(`http://127.0.0.1:${appPort}/callback`)}&code_challenge=${'a'.repeat(43)}&code_challenge_method=S256`,
+    { redirect: 'manual' },
+  );
+  t.equal(authorize.status, 302, 'the Demo App is a registered client: the request goes on to sign-in');
   launcher.child.kill('SIGTERM');
   const { code, output } = await exitOf(launcher);
   t.equal(code, 0, 'stops cleanly');
+  t.notMatch(output, /NPM_START_DEMO_APP_SECRET|CLIENTS_FILE/, 'no warning about the settings npm start makes itself');
   t.equal(output.match(/open http/g)?.length, 1, 'said once');
 });

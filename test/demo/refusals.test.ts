@@ -69,7 +69,7 @@ async function addUser(storage: Storage, fields: { email: string; name: string; 
 }
 
 async function ports(): Promise<Record<string, string>> {
-  return { PORT: String(await freePort()), DEMO_PROVIDER_PORT: String(await freePort()) };
+  return { PORT: String(await freePort()), DEMO_PROVIDER_PORT: String(await freePort()), DEMO_APP_PORT: String(await freePort()) };
 }
 
 t.test('refuses NODE_ENV=production', async (t) => {
@@ -190,7 +190,7 @@ t.test(
       .flat()
       .find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
     if (external) {
-      for (const port of [env.DEMO_PROVIDER_PORT, env.PORT]) {
+      for (const port of [env.DEMO_PROVIDER_PORT, env.DEMO_APP_PORT, env.PORT]) {
         const result = await new Promise<string>((resolve) => {
           const s = connect(Number(port), external);
           s.once('connect', () => {

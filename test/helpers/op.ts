@@ -26,7 +26,7 @@ export async function startOpGateway(t: Test, o: { providers?: string[]; env?: R
   const url = `http://127.0.0.1:${port}`;
   const ids = o.providers ?? ['corp'];
   const upstreams: Record<string, UpstreamOidc> = {};
-  const env: Record<string, string> = { PUBLIC_URL: url, AUTH_PROVIDERS: ids.join(','), ADMIN_TOKEN, ...o.env };
+  const env: Record<string, string> = { PUBLIC_URL: url, AUTH_PROVIDERS: ids.join(','), ADMIN_TOKEN };
   for (const id of ids) {
     const up = await startUpstreamOidc({ redirectUris: [`${url}/auth/${id}/callback`], clientId: `gw-${id}` });
     t.teardown(() => up.close());
@@ -40,6 +40,8 @@ export async function startOpGateway(t: Test, o: { providers?: string[]; env?: R
       [`${p}TRUST_EMAIL`]: 'true',
     });
   }
+  // the test's own settings last: they may rename a provider, say
+  Object.assign(env, o.env);
   const gw = await buildTestApp(t, { env });
   await gw.app.listen({ port, host: '127.0.0.1' });
   const register = async (metadata: Record<string, unknown>) => {
