@@ -12,6 +12,7 @@ import { registerRateLimits } from './http/rate-limit.js';
 import { registerCors } from './http/cors.js';
 import { registerErrorPages } from './http/error-page.js';
 import { registerSecurityHeaders } from './http/security-headers.js';
+import { registerSerialization } from './http/serialization.js';
 import { registerValidation } from './http/validation.js';
 import { loggerOptions } from './logger.js';
 import type { Storage } from './storage/db.js';
@@ -181,6 +182,8 @@ export function buildApp(config: Config & { secretKey: Buffer }, deps: AppDeps):
   registerErrorPages(app, { home: config.demoPage ? '/' : undefined });
   // bodies are never coerced; query strings have their numbers parsed; refusals name the field
   registerValidation(app);
+  // one serializer per response schema, shared by every route that answers with it
+  registerSerialization(app);
   // first of the onRequest hooks: even a request refused by a rate limit gets the headers
   registerSecurityHeaders(app, config);
   // before the routes: the plugin attaches each route's limit as the route is added
