@@ -1,6 +1,6 @@
 // One-time login flows: what must survive the trip to the provider (state, nonce, PKCE verifier, return_to),
 // kept server-side and bound to the browser that started it by the flow cookie.
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, createSecretKey, type KeyObject, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Config } from '../config.js';
 import type { FlowSecrets } from '../providers/types.js';
@@ -37,14 +37,15 @@ export interface Flow extends FlowSecrets {
 export type FlowRefusal = 'missing_state' | 'unknown_state' | 'expired_state' | 'wrong_browser' | 'wrong_provider';
 
 export class FlowStore {
-  readonly #bindingKey: Buffer;
+  // a KeyObject, not a Buffer: an HMAC keyed by a Buffer imports the key on every call (see refresh-token.ts)
+  readonly #bindingKey: KeyObject;
 
   constructor(
     private readonly db: Kysely<Database>,
     private readonly config: Pick<Config, 'loginFlowTtl'> & { secretKey: Buffer },
     private readonly now: () => Date,
   ) {
-    this.#bindingKey = createHmac('sha256', config.secretKey).update('auth-gateway flow binding').digest();
+    this.#bindingKey = createSecretKey(createHmac('sha256', config.secretKey).update('auth-gateway flow binding').digest());
   }
 
   /** A new value for the flow cookie (the browser's side of the binding). */
