@@ -112,7 +112,7 @@ export function buildApp(config: Config & { secretKey: Buffer }, deps: AppDeps):
   const fetchImpl = deps.fetch ?? globalThis.fetch;
   const metrics = new Metrics({ storage: deps.storage, keys });
   const pruner = new Pruner(db, now, app.log, config.pruneInterval * 1000);
-  const flows = new FlowStore(db, config, now);
+  const flows = new FlowStore(deps.storage, config, now);
   const ctx: AppContext = {
     config,
     storage: deps.storage,
@@ -146,7 +146,7 @@ export function buildApp(config: Config & { secretKey: Buffer }, deps: AppDeps):
     pending: new PendingRequests(db, (kind, value) => flows.keyedHash(kind, value), config.loginFlowTtl),
     codes: new AuthorizationCodes(db),
     revokedTokens: new RevokedAccessTokens(db),
-    identities: new IdentityService(db, now),
+    identities: new IdentityService(deps.storage, now),
     metrics,
     pruner,
     clients,
