@@ -2,7 +2,7 @@
 // is refused), one for query strings and path parameters that only turns digits into the integers a schema asks
 // for (a query string has no types of its own). And the messages of a refused request: the field or parameter,
 // and what it accepts, in words.
-import { Ajv, type ErrorObject, type Options, type ValidateFunction } from 'ajv';
+import { Ajv, type ErrorObject, type Options } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import type { FastifyInstance, FastifySchema } from 'fastify';
 
@@ -18,24 +18,7 @@ export function registerValidation(app: FastifyInstance): void {
   const strict = addFormats(new Ajv({ ...COMMON, coerceTypes: false }));
   // true, not 'array': a repeated query parameter is refused, never folded into one value
   const fromText = addFormats(new Ajv({ ...COMMON, coerceTypes: true }));
-  // Compiled on a route's first request rather than at start-up: compiling every route's schemas at once grew the
-  // young generation of the heap by about 10 MB that an idle process kept (test/http/schemas.test.ts compiles
-  // them all, so a schema that cannot be compiled still fails a test rather than a first request).
-  app.setValidatorCompiler(({ schema, httpPart }) => {
-    const ajv = httpPart === 'body' ? strict : fromText;
-    let compiled: ValidateFunction | undefined;
-    // Fastify reads the errors of a failed validation from the function it was given
-    const validate = Object.assign(
-      (data: unknown) => {
-        compiled ??= ajv.compile(schema as object);
-        const valid = compiled(data);
-        validate.errors = compiled.errors;
-        return valid;
-      },
-      { errors: null as ValidateFunction['errors'] },
-    );
-    return validate;
-  });
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strict : fromText).compile(schema as object));
   // JSON only: Fastify's text/plain parser would hand a route a string where it expects an object (415 instead)
   app.removeContentTypeParser('text/plain');
   app.setSchemaErrorFormatter((errors, dataVar) => new Error(validationMessage(errors as ErrorObject[], dataVar as HttpPart)));
