@@ -12,6 +12,7 @@ import { registerRateLimits } from './http/rate-limit.js';
 import { registerCors } from './http/cors.js';
 import { registerErrorPages } from './http/error-page.js';
 import { registerSecurityHeaders } from './http/security-headers.js';
+import { registerSerialization } from './http/serialization.js';
 import { registerValidation } from './http/validation.js';
 import { loggerOptions } from './logger.js';
 import type { Storage } from './storage/db.js';
@@ -111,7 +112,7 @@ export function buildApp(config: Config & { secretKey: Buffer }, deps: AppDeps):
   const fetchImpl = deps.fetch ?? globalThis.fetch;
   const metrics = new Metrics({ storage: deps.storage, keys });
   const pruner = new Pruner(db, now, app.log, config.pruneInterval * 1000);
-  const flows = new FlowStore(db, config, now);
+  const flows = new FlowStore(deps.storage, config, now);
   const ctx: AppContext = {
     config,
     storage: deps.storage,
@@ -145,7 +146,7 @@ export function buildApp(config: Config & { secretKey: Buffer }, deps: AppDeps):
     pending: new PendingRequests(db, (kind, value) => flows.keyedHash(kind, value), config.loginFlowTtl),
     codes: new AuthorizationCodes(db),
     revokedTokens: new RevokedAccessTokens(db),
-    identities: new IdentityService(db, now),
+    identities: new IdentityService(deps.storage, now),
     metrics,
     pruner,
     clients,
@@ -164,16 +165,19 @@ export function buildApp(config: Config & { secretKey: Buffer }, deps: AppDeps):
     pruner.stop();
   });
 
-  app.addHook('onRequest', async (request, reply) => {
+  // the hooks every request runs take a callback: an async hook costs a promise and a microtask turn per request
+  app.addHook('onRequest', (request, reply, done) => {
     void reply.header('x-request-id', request.id);
+    done();
   });
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     const seconds = reply.elapsedTime / 1000;
     metrics.httpDuration.observe(
       { method: request.method, route: request.routeOptions.url ?? 'unmatched', status_code: String(reply.statusCode) },
       seconds,
     );
     request.log.info({ req: request, res: { statusCode: reply.statusCode }, ms: Math.round(reply.elapsedTime * 10) / 10 }, 'request');
+    done();
   });
 
   registerErrorHandler(app);
@@ -181,6 +185,8 @@ export function buildApp(config: Config & { secretKey: Buffer }, deps: AppDeps):
   registerErrorPages(app, { home: config.demoPage ? '/' : undefined });
   // bodies are never coerced; query strings have their numbers parsed; refusals name the field
   registerValidation(app);
+  // one serializer per response schema, shared by every route that answers with it
+  registerSerialization(app);
   // first of the onRequest hooks: even a request refused by a rate limit gets the headers
   registerSecurityHeaders(app, config);
   // before the routes: the plugin attaches each route's limit as the route is added

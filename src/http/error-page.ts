@@ -67,36 +67,35 @@ function wantsHtml(request: FastifyRequest): boolean {
  */
 export function registerErrorPages(app: FastifyInstance, options: { home?: string } = {}): void {
   void app.register(accepts);
-  app.addHook('onSend', async (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
+  // a callback hook, not an async one: it runs on every response, and almost always passes the payload on
+  app.addHook('onSend', (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: null, payload: unknown) => void) => {
     if (
       reply.statusCode < 400 ||
       typeof payload !== 'string' ||
       !/^application\/json\b/.test(String(reply.getHeader('content-type') ?? ''))
     ) {
-      return payload;
+      return done(null, payload);
     }
     if (!wantsHtml(request)) {
       void reply.header('vary', 'Accept');
-      return payload;
+      return done(null, payload);
     }
     let body: { error?: unknown; error_description?: unknown };
     try {
       body = JSON.parse(payload) as typeof body;
     } catch {
-      return payload;
+      return done(null, payload);
     }
-    if (typeof body.error !== 'string') return payload;
+    if (typeof body.error !== 'string') return done(null, payload);
     void reply
       .header('content-type', 'text/html; charset=utf-8')
       .header('content-security-policy', ERROR_PAGE_CSP)
       .header('x-content-type-options', 'nosniff')
       .header('referrer-policy', 'no-referrer')
       .header('vary', 'Accept');
-    return renderErrorPage(
-      reply.statusCode,
-      body.error,
-      typeof body.error_description === 'string' ? body.error_description : '',
-      options.home,
+    done(
+      null,
+      renderErrorPage(reply.statusCode, body.error, typeof body.error_description === 'string' ? body.error_description : '', options.home),
     );
   });
 }

@@ -18,6 +18,8 @@ import { type Kysely, sql } from 'kysely';
 import { jsonArrayFrom, jsonObjectFrom } from 'kysely/helpers/postgres';
 import { type AuditInput, auditRow } from '../audit.js';
 import type { NormalizedIdentity } from '../providers/types.js';
+import type { Storage } from '../storage/db.js';
+import { preparedQuery } from '../storage/prepared.js';
 import type { Database } from '../storage/schema.js';
 import { NEW_SESSION_COLUMNS, type NewSession, newSessionRow } from '../tokens/sessions.js';
 
@@ -82,11 +84,45 @@ interface Plan extends Resolution {
 
 const isUniqueViolation = (err: unknown) => (err as { code?: string }).code === '23505';
 
+/**
+ * Statement 1 of every completion, prepared: the identity, the users a verified email may link to (none when
+ * `email` is null), and the user to link to (none when `linkUserId` is null: `id = NULL` matches no row).
+ */
+const findStatement = (db: Kysely<Database>) =>
+  preparedQuery<'provider' | 'subject' | 'email' | 'linkUserId', Found>('gw_find_identity', (slot) =>
+    db.selectNoFrom((eb) => [
+      jsonObjectFrom(
+        eb
+          .selectFrom('identities as i')
+          .innerJoin('users as u', 'u.id', 'i.user_id')
+          .select(['i.id as identity_id', 'i.user_id', 'u.status'])
+          .where('i.provider', '=', slot('provider'))
+          .where('i.subject', '=', slot('subject')),
+      ).as('identity'),
+      jsonArrayFrom(
+        eb
+          .selectFrom('users')
+          .select(['id', 'status'])
+          .where(sql`lower(email)`, '=', slot('email'))
+          .where('email_verified', '=', true)
+          // exactly one match, or it is not clear whose account this is
+          .limit(2),
+      ).as('by_email'),
+      jsonObjectFrom(eb.selectFrom('users').select(['id', 'status']).where('id', '=', slot('linkUserId'))).as('link_user'),
+    ]),
+  );
+
 export class IdentityService {
+  private readonly db: Kysely<Database>;
+  readonly #findStatement: ReturnType<typeof findStatement>;
+
   constructor(
-    private readonly db: Kysely<Database>,
+    private readonly storage: Storage,
     private readonly now: () => Date,
-  ) {}
+  ) {
+    this.db = storage.db;
+    this.#findStatement = findStatement(this.db);
+  }
 
   /** Finds or creates the user of an identity (no session); the policy alone, as a login applies it. */
   async resolve(identity: NormalizedIdentity, options: ResolveOptions): Promise<Resolution> {
@@ -129,33 +165,8 @@ export class IdentityService {
   /** Statement 1: the identity, the users its verified email may link to, and the user to link to. */
   async #find(id: NormalizedIdentity, trustEmail: boolean, linkUserId: string | null): Promise<Found> {
     const email = trustEmail && id.emailVerified && id.email ? id.email.toLowerCase() : null;
-    const row = await this.db
-      .selectNoFrom((eb) => [
-        jsonObjectFrom(
-          eb
-            .selectFrom('identities as i')
-            .innerJoin('users as u', 'u.id', 'i.user_id')
-            .select(['i.id as identity_id', 'i.user_id', 'u.status'])
-            .where('i.provider', '=', id.provider)
-            .where('i.subject', '=', id.subject),
-        ).as('identity'),
-        email === null
-          ? sql<Found['by_email']>`'[]'::json`.as('by_email')
-          : jsonArrayFrom(
-              eb
-                .selectFrom('users')
-                .select(['id', 'status'])
-                .where(sql`lower(email)`, '=', email)
-                .where('email_verified', '=', true)
-                // exactly one match, or it is not clear whose account this is
-                .limit(2),
-            ).as('by_email'),
-        linkUserId === null
-          ? sql<Found['link_user']>`null`.as('link_user')
-          : jsonObjectFrom(eb.selectFrom('users').select(['id', 'status']).where('id', '=', linkUserId)).as('link_user'),
-      ])
-      .executeTakeFirstOrThrow();
-    return row as Found;
+    const [row] = await this.#findStatement.run(this.storage, { provider: id.provider, subject: id.subject, email, linkUserId });
+    return row;
   }
 
   /** The policy, on what #find saw. Throws LinkRefused. */

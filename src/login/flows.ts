@@ -1,10 +1,12 @@
 // One-time login flows: what must survive the trip to the provider (state, nonce, PKCE verifier, return_to),
 // kept server-side and bound to the browser that started it by the flow cookie.
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, createSecretKey, type KeyObject, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Config } from '../config.js';
 import type { FlowSecrets } from '../providers/types.js';
-import type { Database } from '../storage/schema.js';
+import type { Storage } from '../storage/db.js';
+import { preparedQuery } from '../storage/prepared.js';
+import type { Database, LoginFlow } from '../storage/schema.js';
 
 export type FlowPurpose = 'login' | 'link' | 'reauth';
 
@@ -36,15 +38,32 @@ export interface Flow extends FlowSecrets {
 /** Why a callback's state was refused. */
 export type FlowRefusal = 'missing_state' | 'unknown_state' | 'expired_state' | 'wrong_browser' | 'wrong_provider';
 
+/** A callback's flow, taken once: one prepared statement (every login callback runs it). */
+const consumeFlow = (db: Kysely<Database>) =>
+  preparedQuery<'stateHash' | 'binding' | 'provider' | 'now', LoginFlow>('gw_consume_flow', (slot) =>
+    db
+      .deleteFrom('login_flows')
+      .where('state_hash', '=', slot('stateHash'))
+      .where('browser_binding', '=', slot('binding'))
+      .where('provider', '=', slot('provider'))
+      .where('expires_at', '>', slot('now'))
+      .returningAll(),
+  );
+
 export class FlowStore {
-  readonly #bindingKey: Buffer;
+  readonly #db: Kysely<Database>;
+  readonly #consume: ReturnType<typeof consumeFlow>;
+  // a KeyObject, not a Buffer: an HMAC keyed by a Buffer imports the key on every call (see refresh-token.ts)
+  readonly #bindingKey: KeyObject;
 
   constructor(
-    private readonly db: Kysely<Database>,
+    private readonly storage: Storage,
     private readonly config: Pick<Config, 'loginFlowTtl'> & { secretKey: Buffer },
     private readonly now: () => Date,
   ) {
-    this.#bindingKey = createHmac('sha256', config.secretKey).update('auth-gateway flow binding').digest();
+    this.#db = storage.db;
+    this.#consume = consumeFlow(this.#db);
+    this.#bindingKey = createSecretKey(createHmac('sha256', config.secretKey).update('auth-gateway flow binding').digest());
   }
 
   /** A new value for the flow cookie (the browser's side of the binding). */
@@ -61,7 +80,7 @@ export class FlowStore {
     const now = this.now();
     // RFC 6749 section 10.12 / RFC 9700 section 4.7.1: the state is one-time and bound to this browser
     const { state, nonce, codeVerifier, prompt, maxAge, loginHint } = flow.secrets;
-    await this.db
+    await this.#db
       .insertInto('login_flows')
       .values({
         state_hash: this.keyedHash('state', state),
@@ -106,14 +125,7 @@ export class FlowStore {
     const now = this.now();
     const stateHash = this.keyedHash('state', state);
     const binding = browserSecret ? this.keyedHash('browser', browserSecret) : '';
-    const row = await this.db
-      .deleteFrom('login_flows')
-      .where('state_hash', '=', stateHash)
-      .where('browser_binding', '=', binding)
-      .where('provider', '=', provider)
-      .where('expires_at', '>', now)
-      .returningAll()
-      .executeTakeFirst();
+    const [row] = await this.#consume.run(this.storage, { stateHash, binding, provider, now });
     if (row) {
       return {
         provider: row.provider,
@@ -130,7 +142,7 @@ export class FlowStore {
         createdAt: row.created_at,
       };
     }
-    const known = await this.db.selectFrom('login_flows').selectAll().where('state_hash', '=', stateHash).executeTakeFirst();
+    const known = await this.#db.selectFrom('login_flows').selectAll().where('state_hash', '=', stateHash).executeTakeFirst();
     if (!known) return 'unknown_state';
     if (known.expires_at <= now) return 'expired_state';
     if (known.provider !== provider) return 'wrong_provider';
@@ -142,7 +154,7 @@ export class FlowStore {
 
   /** Removes expired flows; returns how many. */
   async prune(): Promise<number> {
-    const r = await this.db.deleteFrom('login_flows').where('expires_at', '<=', this.now()).executeTakeFirst();
+    const r = await this.#db.deleteFrom('login_flows').where('expires_at', '<=', this.now()).executeTakeFirst();
     return Number(r.numDeletedRows);
   }
 }

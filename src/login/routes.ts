@@ -202,10 +202,9 @@ async function completeCallback(ctx: AppContext, request: FastifyRequest, reply:
   // authenticated again: on to the link request that asked for it
   if (purpose.kind === 'reauth') return reply.redirect(flow.nextUrl ?? flow.returnTo, 302);
   ctx.metrics.logins.inc({ provider: p.id, outcome: 'success', reason: '' });
-  const issued = sessions.issue({
-    user: done.user,
+  // the cookie carries the session's first refresh token; no access token is signed here, as none is sent
+  const issued = sessions.issueRefresh({
     sessionId: purpose.session.id,
-    authTime: done.at,
     generation: 0,
     idleExpiresAt: purpose.session.idleExpiresAt,
     now: done.at,

@@ -55,19 +55,31 @@ const OpenIdConfiguration = Type.Object({
   access_token_signing_alg_values_supported: Strings,
 });
 
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+interface SerializedDocument {
+  etag: string;
+  json: string;
+}
+
 export async function discoveryRoutes(app: App): Promise<void> {
   const { config, keys } = app.ctx;
-  // ETags are computed once per body: keys.jwks() returns the same object until the published set changes, and
-  // the discovery document is built once per set of key algorithms (keys.algorithms() is stable in between)
-  const etags = new WeakMap<object, string>();
-  const etagOf = (body: object) => {
-    let etag = etags.get(body);
-    if (!etag) {
-      etag = `"${createHash('sha256').update(JSON.stringify(body)).digest('base64url').slice(0, 27)}"`;
-      etags.set(body, etag);
-    }
-    return etag;
+  // Both documents are serialized and given their ETag once per body: keys.jwks() returns the same object until the
+  // published set changes, and the discovery document is built once per set of key algorithms (keys.algorithms()
+  // is stable in between). The JSON is the route's own serializer's (reply.serialize), sent as it is.
+  const documents = new WeakMap<object, SerializedDocument>();
+  const documentOf = (body: object, reply: FastifyReply): SerializedDocument => {
+    const known = documents.get(body);
+    if (known) return known;
+    const doc = {
+      etag: `"${createHash('sha256').update(JSON.stringify(body)).digest('base64url').slice(0, 27)}"`,
+      json: reply.serialize(body) as string,
+    };
+    documents.set(body, doc);
+    return doc;
   };
+  /** Sends what documentOf serialized: a string under a JSON content type goes out as it is. */
+  const sendSerialized = (reply: FastifyReply, json: string) => reply.type(JSON_TYPE).send(json);
   /** RFC 9110 section 13.1.2: If-None-Match is a list of entity tags, or "*" */
   const notModified = (header: string | undefined, etag: string) =>
     header !== undefined && (header.trim() === '*' || header.split(',').some((t) => t.trim().replace(/^W\//, '') === etag));
@@ -77,14 +89,13 @@ export async function discoveryRoutes(app: App): Promise<void> {
     '/.well-known/jwks.json',
     { helmet: publicDocumentHeaders, schema: { response: { 200: Jwks, 304: Type.Null(), ...errors } } },
     async (request, reply) => {
-      const body = keys.jwks();
-      const etag = etagOf(body);
+      const { etag, json } = documentOf(keys.jwks(), reply);
       void reply
         .header('cache-control', `public, max-age=${config.jwksMaxAge}`)
         .header('etag', etag)
         .header('access-control-allow-origin', '*');
       if (notModified(request.headers['if-none-match'], etag)) return reply.code(304).send(null);
-      return body;
+      return sendSerialized(reply, json);
     },
   );
 
@@ -105,11 +116,10 @@ export async function discoveryRoutes(app: App): Promise<void> {
   };
 
   const metadata = async (request: FastifyRequest, reply: FastifyReply) => {
-    const body = discoveryDocument();
-    const etag = etagOf(body);
+    const { etag, json } = documentOf(discoveryDocument(), reply);
     void reply.header('cache-control', 'public, max-age=3600').header('etag', etag).header('access-control-allow-origin', '*');
     if (notModified(request.headers['if-none-match'], etag)) return reply.code(304).send(null);
-    return body;
+    return sendSerialized(reply, json);
   };
   const options = { helmet: publicDocumentHeaders, schema: { response: { 200: OpenIdConfiguration, 304: Type.Null(), ...errors } } };
   // OIDC Discovery 1.0 section 4, and RFC 8414 section 3 for OAuth clients: the same metadata

@@ -396,6 +396,11 @@ export class KeyManager {
     return this.#keys.get(kid) ?? this.#reloadForUnknownKid(kid);
   }
 
+  /** The loaded key of a kid, if any, without reloading for an unknown one. */
+  loadedKey(kid: string): LoadedKey | undefined {
+    return this.#keys.get(kid);
+  }
+
   async #reloadForUnknownKid(kid: string): Promise<LoadedKey | undefined> {
     const now = Date.now();
     if (now - this.#lastUnknownKidReload < 10_000) return undefined;

@@ -566,9 +566,22 @@ export class SessionService {
       userId: p.user.id,
       accessToken: access.token,
       expiresIn: access.expiresIn,
+      ...this.issueRefresh(p),
+      ...(p.grant ? { grant: p.grant } : {}),
+    };
+  }
+
+  /**
+   * The refresh token of `generation` alone, for a caller that hands out no access token (the login callback
+   * sets the session cookie and redirects; the frontend refreshes for its first access token).
+   */
+  issueRefresh(p: { sessionId: string; generation: number; idleExpiresAt: Date; now: Date }): {
+    refreshToken: string;
+    refreshExpiresIn: number;
+  } {
+    return {
       refreshToken: this.deps.codec.mint(p.sessionId, p.generation),
       refreshExpiresIn: Math.floor((p.idleExpiresAt.getTime() - p.now.getTime()) / 1000),
-      ...(p.grant ? { grant: p.grant } : {}),
     };
   }
 }

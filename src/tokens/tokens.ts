@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config.js';
 import { JwsRejected, signJws, verifyJws } from './jws.js';
-import type { KeyManager } from './keys.js';
+import type { KeyManager, LoadedKey } from './keys.js';
 
 export interface AccessClaims {
   iss: string;
@@ -42,6 +42,18 @@ const ACCESS_TYPES = [ACCESS_TYP, 'application/at+jwt'];
 /** seconds of clock difference tolerated on exp, nbf and iat of our own tokens */
 const CLOCK_TOLERANCE = 5;
 
+/** How many verified access tokens TokenService remembers (about 1 KB each); the oldest is forgotten first. */
+const VERIFIED_TOKENS = 2048;
+
+/** Freezes a verified payload (and its arrays and objects): one copy is handed to every caller that presents it. */
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
 /** Why a token was refused; never echoes the token. */
 export class TokenRejected extends Error {
   constructor(readonly reason: string) {
@@ -69,6 +81,14 @@ function profileClaims(s: AccessSubject): Record<string, unknown> {
 
 export class TokenService {
   readonly #audience: string | string[];
+  /**
+   * Access tokens whose signature has been verified, by their exact text, with the key that verified them: a
+   * client presents the same token on every request of its lifetime, and the same bytes under the same key
+   * verify the same way (ES256 verification is most of a userinfo request's CPU). An entry counts only while
+   * its kid still names that same loaded key and its algorithm is still accepted; the claims (iss, aud, exp, …)
+   * are checked on every use, and a revoked token is refused by its session lookup as before.
+   */
+  readonly #verified = new Map<string, { key: LoadedKey; payload: Record<string, unknown> }>();
 
   constructor(
     private readonly config: Config,
@@ -130,17 +150,7 @@ export class TokenService {
    */
   async verifyAccess(token: string, o: { anyAudience?: boolean; sessionless?: boolean } = {}): Promise<AccessClaims> {
     if (typeof token !== 'string' || token.length > 8192) throw new TokenRejected('malformed');
-    let payload: Record<string, unknown>;
-    try {
-      ({ payload } = await verifyJws(token, {
-        keyFor: (kid) => this.keys.verificationKey(kid),
-        algorithms: this.keys.algorithms(),
-        typ: ACCESS_TYPES,
-      }));
-    } catch (err) {
-      if (err instanceof JwsRejected) throw new TokenRejected(err.reason);
-      throw err;
-    }
+    const payload = await this.#verifiedPayload(token);
     const now = Math.floor(this.now().getTime() / 1000);
     // RFC 9068 section 4 / RFC 7519 section 4.1: iss exactly ours, aud one of ours, exp in the future
     if (payload.iss !== this.config.issuer) throw new TokenRejected('claim_iss');
@@ -155,11 +165,41 @@ export class TokenService {
     }
     if (typeof payload.iat !== 'number') throw new TokenRejected('claim_iat');
     if (typeof payload.exp !== 'number') throw new TokenRejected('claim_exp');
-    if (payload.exp <= now - CLOCK_TOLERANCE) throw new TokenRejected('expired');
+    if (payload.exp <= now - CLOCK_TOLERANCE) {
+      this.#verified.delete(token);
+      throw new TokenRejected('expired');
+    }
     if (payload.nbf !== undefined && (typeof payload.nbf !== 'number' || payload.nbf > now + CLOCK_TOLERANCE)) {
       throw new TokenRejected('claim_nbf');
     }
     if (payload.iat > now + CLOCK_TOLERANCE) throw new TokenRejected('claim_iat');
     return payload as AccessClaims;
+  }
+
+  /** The payload of a token signed by one of our keys: from #verified, or verified now (and remembered). */
+  async #verifiedPayload(token: string): Promise<Record<string, unknown>> {
+    const known = this.#verified.get(token);
+    if (known) {
+      if (this.keys.loadedKey(known.key.kid) === known.key && this.keys.algorithms().includes(known.key.alg)) return known.payload;
+      this.#verified.delete(token);
+    }
+    let key: LoadedKey | undefined;
+    let payload: Record<string, unknown>;
+    try {
+      ({ payload } = await verifyJws(token, {
+        keyFor: (kid) => {
+          const found = this.keys.verificationKey(kid);
+          return found instanceof Promise ? found.then((k) => (key = k)) : (key = found);
+        },
+        algorithms: this.keys.algorithms(),
+        typ: ACCESS_TYPES,
+      }));
+    } catch (err) {
+      if (err instanceof JwsRejected) throw new TokenRejected(err.reason);
+      throw err;
+    }
+    if (this.#verified.size >= VERIFIED_TOKENS) this.#verified.delete(this.#verified.keys().next().value!);
+    this.#verified.set(token, { key: key!, payload: deepFreeze(payload) });
+    return payload;
   }
 }

@@ -7,7 +7,7 @@ import { createUser } from '../helpers/users.js';
 t.test('identity linking policy', async (t) => {
   const { app, storage } = await buildTestApp(t);
   const db = storage.db;
-  const service = new IdentityService(db, app.ctx.now);
+  const service = new IdentityService(storage, app.ctx.now);
   let n = 0;
   const identity = (fields: Partial<NormalizedIdentity> = {}): NormalizedIdentity => ({
     provider: 'corp',
