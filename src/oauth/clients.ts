@@ -117,20 +117,8 @@ export function clientFromRow(row: ClientRow): Client {
   });
 }
 
-/** The metadata columns of a row. */
-function metadataColumns(m: ClientMetadata) {
-  return {
-    client_name: m.clientName,
-    redirect_uris: m.redirectUris,
-    post_logout_redirect_uris: m.postLogoutRedirectUris,
-    grant_types: m.grantTypes,
-    response_types: m.responseTypes,
-    token_endpoint_auth_method: m.tokenEndpointAuthMethod,
-    scope: m.scopes.join(' '),
-    audience: m.audience,
-    id_token_signed_response_alg: m.idTokenSignedResponseAlg,
-  };
-}
+/** The metadata columns of a row: the same RFC 7591 names as the admin API's body. */
+const metadataColumns = metadataBody;
 
 /** The fields whose values differ, by their RFC 7591 names, as { from, to } (never a secret: metadata only). */
 function changedFields(before: ClientMetadata, after: ClientMetadata): Record<string, { from: unknown; to: unknown }> {

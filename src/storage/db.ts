@@ -70,11 +70,15 @@ export async function openStorage(options: StorageOptions): Promise<Storage> {
     dataDir = join(options.pgliteDir, 'pgdata');
   }
   const pglite = await PGlite.create(dataDir);
-  const pool = new PGlitePool(pglite);
+  return embeddedStorage(new PGlitePool(pglite), dataDir ? `the embedded database in ${dataDir}` : 'an in-memory embedded database');
+}
+
+/** Storage over an embedded database's pool (exported for the tests, which reuse PGlite instances). */
+export function embeddedStorage(pool: PGlitePool, location: string): Storage {
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return {
     kind: 'pglite',
-    location: dataDir ? `the embedded database in ${dataDir}` : 'an in-memory embedded database',
+    location,
     db,
     prepared: async <R>(st: PreparedStatement, values: unknown[]) => {
       // one holder of the embedded database at a time, as for every other query

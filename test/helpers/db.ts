@@ -2,12 +2,10 @@
 // in-memory PGlite otherwise. Both are migrated before use and dropped (or emptied) when the test ends.
 import { randomBytes } from 'node:crypto';
 import type { PGlite } from '@electric-sql/pglite';
-import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import tap, { type Test } from 'tap';
-import { openStorage, type PreparedStatement, type Storage } from '../../src/storage/db.js';
+import { embeddedStorage, openStorage, type Storage } from '../../src/storage/db.js';
 import { PGlitePool } from '../../src/storage/pglite-pool.js';
-import type { Database } from '../../src/storage/schema.js';
 import { migrate } from '../../src/storage/migrator.js';
 import { templateBlob } from './pglite-template.js';
 import { TcpProxy } from './tcp-proxy.js';
@@ -55,7 +53,7 @@ export async function testDatabase(t: Test, options: { migrate?: boolean } = {})
       idlePostgres.push(give);
     };
   } else {
-    storage = await embeddedStorage();
+    storage = await reusedEmbeddedStorage();
   }
   t.teardown(() => storage.close());
   if (options.migrate !== false) await migrate(storage.db);
@@ -158,38 +156,15 @@ async function emptied(pglite: PGlite): Promise<PGlite | undefined> {
   }
 }
 
-async function embeddedStorage(): Promise<Storage> {
+async function reusedEmbeddedStorage(): Promise<Storage> {
   let pglite: PGlite | undefined;
   while (!pglite && idle.length) pglite = await emptied(idle.pop()!);
   if (!pglite) {
     const { PGlite } = await import('@electric-sql/pglite');
     pglite = await PGlite.create({ loadDataDir: await templateBlob() });
   }
-  const pool = new ReusablePool(pglite);
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  // what openStorage's embedded branch returns (src/storage/db.ts), over the reused instance
-  return {
-    kind: 'pglite',
-    location: 'an in-memory embedded database',
-    db,
-    prepared: async <R>(st: PreparedStatement, values: unknown[]) => {
-      const client = await pool.connect();
-      try {
-        return (await client.query<R>(st.text, values)).rows;
-      } finally {
-        client.release();
-      }
-    },
-    ping: async (timeoutMs = 2000) => {
-      let timer: NodeJS.Timeout | undefined;
-      const late = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`database did not answer within ${timeoutMs} ms`)), timeoutMs);
-      });
-      await Promise.race([sql`select 1`.execute(db), late]).finally(() => clearTimeout(timer));
-    },
-    poolStats: () => ({ total: 1, idle: 1, waiting: 0 }),
-    close: () => db.destroy(),
-  };
+  // what openStorage's embedded branch returns, over the reused instance
+  return embeddedStorage(new ReusablePool(pglite), 'an in-memory embedded database');
 }
 
 /**
