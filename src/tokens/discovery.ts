@@ -71,10 +71,8 @@ export async function discoveryRoutes(app: App): Promise<void> {
   const documentOf = (body: object, reply: FastifyReply): SerializedDocument => {
     const known = documents.get(body);
     if (known) return known;
-    const doc = {
-      etag: `"${createHash('sha256').update(JSON.stringify(body)).digest('base64url').slice(0, 27)}"`,
-      json: reply.serialize(body) as string,
-    };
+    const json = reply.serialize(body) as string;
+    const doc = { etag: `"${createHash('sha256').update(json).digest('base64url').slice(0, 27)}"`, json };
     documents.set(body, doc);
     return doc;
   };
