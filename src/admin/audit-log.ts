@@ -3,7 +3,7 @@ import { Type } from '@sinclair/typebox';
 import type { App } from '../context.js';
 import { invalidRequest } from '../errors.js';
 import { perMinute } from '../http/rate-limit.js';
-import { afterCursor, cursorTime, decodeCursor, encodeCursor } from './cursor.js';
+import { afterCursor, cursorTime, decodeCursor, keysetPage } from './cursor.js';
 import { AuditEventBody, adminErrors, CursorParam, iso, Limit, Timestamp, Uuid } from './schemas.js';
 
 const Query = Type.Object(
@@ -60,12 +60,8 @@ export async function auditRoutes(app: App): Promise<void> {
         .orderBy('id', 'desc')
         .limit(limit + 1)
         .execute();
-      const page = rows.slice(0, limit);
-      const last = page[page.length - 1];
-      return {
-        events: page.map(({ cursor_at: _, ...e }) => ({ ...e, created_at: iso(e.created_at) })),
-        next_cursor: rows.length > limit ? encodeCursor({ at: last.cursor_at, id: last.id }) : null,
-      };
+      const { items, next_cursor } = keysetPage(rows, limit, (e) => ({ ...e, created_at: iso(e.created_at) }));
+      return { events: items, next_cursor };
     },
   );
 }

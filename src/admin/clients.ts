@@ -9,7 +9,7 @@ import { AppError, invalidRequest, notFound } from '../errors.js';
 import { perMinute } from '../http/rate-limit.js';
 import { AUTH_METHODS, type Client, clientBody, clientFromRow, GRANT_TYPES } from '../oauth/clients.js';
 import { ErrorBody } from '../schemas.js';
-import { cursorTime, encodeCursor } from './cursor.js';
+import { cursorTime, keysetPage } from './cursor.js';
 import { adminErrors, CursorParam, Limit, Timestamp } from './schemas.js';
 
 /** the client ids the gateway makes (22 base64url characters) and the ones CLIENTS_FILE allows */
@@ -144,12 +144,8 @@ export async function clientRoutes(app: App): Promise<void> {
         .orderBy('id')
         .limit(limit + 1)
         .execute();
-      const page = rows.slice(0, limit);
-      const last = page[page.length - 1];
-      return {
-        clients: page.map(({ cursor_at: _, ...row }) => clientBody(clients.fileClient(row.id) ?? clientFromRow(row))),
-        next_cursor: rows.length > limit ? encodeCursor({ at: last.cursor_at, id: last.id }) : null,
-      };
+      const { items, next_cursor } = keysetPage(rows, limit, (row) => clientBody(clients.fileClient(row.id) ?? clientFromRow(row)));
+      return { clients: items, next_cursor };
     },
   );
 

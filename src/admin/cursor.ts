@@ -34,3 +34,20 @@ export function afterCursor(table: string, c: Cursor, direction: 'asc' | 'desc')
   const op = sql.raw(direction === 'asc' ? '>' : '<');
   return sql<boolean>`(${sql.ref(`${table}.created_at`)}, ${sql.ref(`${table}.id`)}) ${op} (${c.at}::timestamptz, ${c.id}::uuid)`;
 }
+
+/**
+ * A page of a list fetched with `limit + 1` rows: its first `limit` rows (without their cursor column), each as
+ * `body` makes it, and the cursor after the last of them when more rows follow.
+ */
+export function keysetPage<R extends { cursor_at: string; id: string }, B>(
+  rows: R[],
+  limit: number,
+  body: (row: Omit<R, 'cursor_at'>) => B,
+): { items: B[]; next_cursor: string | null } {
+  const page = rows.slice(0, limit);
+  const last = page[page.length - 1];
+  return {
+    items: page.map(({ cursor_at: _, ...row }) => body(row)),
+    next_cursor: rows.length > limit && last ? encodeCursor({ at: last.cursor_at, id: last.id }) : null,
+  };
+}

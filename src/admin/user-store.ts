@@ -4,7 +4,7 @@ import { type Kysely, sql } from 'kysely';
 import { conflict, notFound } from '../errors.js';
 import type { Database, Identity, Session, User } from '../storage/schema.js';
 import { ADMIN_ROLE } from './auth.js';
-import { afterCursor, cursorTime, decodeCursor, encodeCursor } from './cursor.js';
+import { afterCursor, cursorTime, decodeCursor, keysetPage } from './cursor.js';
 import { iso } from './schemas.js';
 
 const USER_COLUMNS = ['id', 'email', 'email_verified', 'name', 'picture', 'roles', 'status', 'created_at', 'updated_at'] as const;
@@ -87,12 +87,8 @@ export class AdminUserStore {
       .orderBy('id')
       .limit(limit + 1)
       .execute();
-    const page = rows.slice(0, limit);
-    const last = page[page.length - 1];
-    return {
-      users: page.map(({ cursor_at: _, ...u }) => userBody(u)),
-      next_cursor: rows.length > limit ? encodeCursor({ at: last.cursor_at, id: last.id }) : null,
-    };
+    const { items, next_cursor } = keysetPage(rows, limit, userBody);
+    return { users: items, next_cursor };
   }
 
   /** The user, or 404; `lock` takes its row lock (inside a transaction) so concurrent changes queue. */
