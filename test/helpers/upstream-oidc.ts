@@ -4,6 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type Provider from 'oidc-provider';
 import { createUpstream, type UpstreamAccount } from '../../demo/upstream.js';
 import { listen } from '../../fixtures/listen.js';
+import { HttpBrowser } from './http-browser.js';
 
 export type { UpstreamAccount };
 
@@ -69,32 +70,16 @@ export async function startUpstreamOidc(options: UpstreamOidcOptions): Promise<U
   handler = upstream.handle;
 
   const followLogin = async (authorizationUrl: URL | string): Promise<URL> => {
-    const jar = new Map<string, string>();
-    let url = new URL(authorizationUrl);
-    for (let hop = 0; hop < 12; hop++) {
-      if (url.origin !== issuer || options.redirectUris.includes(`${url.origin}${url.pathname}`)) return url;
-      const cookie = [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
-      const res = await fetch(url, { redirect: 'manual', headers: cookie ? { cookie } : {} });
-      for (const line of res.headers.getSetCookie()) {
-        const [pair = '', ...attributes] = line.split(';');
-        const eq = pair.indexOf('=');
-        const name = pair.slice(0, eq).trim();
-        const value = pair.slice(eq + 1).trim();
-        const expired = attributes.some((a) => {
-          const [k = '', v = ''] = a.trim().split('=');
-          return (k.toLowerCase() === 'expires' && Date.parse(v) <= Date.now()) || (k.toLowerCase() === 'max-age' && Number(v) <= 0);
-        });
-        if (expired || value === '') jar.delete(name);
-        else jar.set(name, value);
-      }
-      const body = await res.text();
-      const location = res.headers.get('location');
-      if (res.status < 300 || res.status >= 400 || !location) {
-        throw new Error(`upstream answered ${res.status} at ${url.pathname}: ${body.slice(0, 300)}`);
-      }
-      url = new URL(location, url);
+    // a fresh browser each time; it stops where the upstream sends it away (to a redirect URI: back to us)
+    const end = await new HttpBrowser().follow(
+      authorizationUrl,
+      (u) => u.origin !== issuer || options.redirectUris.includes(`${u.origin}${u.pathname}`),
+      12,
+    );
+    if (end.response) {
+      throw new Error(`upstream answered ${end.response.status} at ${end.url.pathname}: ${(await end.response.text()).slice(0, 300)}`);
     }
-    throw new Error('too many redirects at the upstream');
+    return end.url;
   };
 
   return {
